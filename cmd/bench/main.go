@@ -1,0 +1,122 @@
+// Command bench runs tracevisor's benchmarks and prints their numbers.
+//
+//	bench boot [-n N]   boot the project's guest N times: median boot-to-init
+//	                    time and the VMM's RSS beyond guest RAM
+//
+// Targets are printed beside the numbers; nothing here asserts them.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "boot" {
+		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE]")
+		os.Exit(2)
+	}
+	fs := pflag.NewFlagSet("bench boot", pflag.ContinueOnError)
+	n := fs.IntP("n", "n", 5, "number of boots")
+	cpus := fs.Int("cpus", 1, "vCPUs per guest")
+	mem := fs.String("mem", "256M", "guest RAM")
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		os.Exit(2)
+	}
+	if err := benchBoot(*n, *cpus, *mem); err != nil {
+		fmt.Fprintln(os.Stderr, "bench boot:", err)
+		os.Exit(1)
+	}
+}
+
+// report is the subset of `vmm run --report` this benchmark reads.
+type report struct {
+	BootToInitMS   float64 `json:"boot_to_init_ms"`
+	ExitCode       int     `json:"exit_code"`
+	Ending         string  `json:"ending"`
+	VMMOverheadKiB uint64  `json:"vmm_rss_beyond_guest_ram_kib"`
+	Profile        string  `json:"host_profile"`
+}
+
+func vmmBinary() string {
+	if d := os.Getenv("TRACEVISOR_BUILD"); d != "" {
+		return filepath.Join(d, "vmm")
+	}
+	return filepath.Join("build", "vmm")
+}
+
+func benchBoot(n, cpus int, mem string) error {
+	if n < 1 {
+		return fmt.Errorf("-n %d: need at least one boot", n)
+	}
+	dir, err := os.MkdirTemp("", "bench-boot")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var boots, rss []float64
+	var profile string
+	for i := 0; i < n; i++ {
+		rp := filepath.Join(dir, fmt.Sprintf("boot%d.json", i))
+		cmd := exec.Command(vmmBinary(), "run", "--cpus", fmt.Sprint(cpus), "--mem", mem, "--report", rp, "--", "true")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("boot %d: %v", i+1, err)
+		}
+		var r report
+		b, err := os.ReadFile(rp)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		if r.BootToInitMS == 0 {
+			return fmt.Errorf("boot %d: init never reported (%s)", i+1, r.Ending)
+		}
+		profile = r.Profile
+		boots = append(boots, r.BootToInitMS/1000)
+		rss = append(rss, float64(r.VMMOverheadKiB)/1024)
+		fmt.Printf("boot %d/%d: boot-to-init %.2f s, VMM RSS beyond guest RAM %.2f MiB\n", i+1, n, r.BootToInitMS/1000, float64(r.VMMOverheadKiB)/1024)
+	}
+	fmt.Printf("\nhost profile %s, %d vCPU, %s RAM, %d boots\n", profile, cpus, mem, n)
+	fmt.Printf("boot-to-init   median %.2f s  min %.2f s  max %.2f s   (target <= 30 s on emulating hosts)\n",
+		median(boots), minOf(boots), maxOf(boots))
+	fmt.Printf("VMM RSS beyond guest RAM   median %.2f MiB  max %.2f MiB   (target <= 5 MiB)\n", median(rss), maxOf(rss))
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func minOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}

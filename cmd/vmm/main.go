@@ -1,0 +1,55 @@
+// Command vmm is tracevisor's virtual machine monitor.
+//
+//	vmm run [flags] [-- CMD ARGS...]   boot a guest; run CMD in it or open a shell
+//	vmm doctor                         show what KVM offers and which host profile applies
+//
+// Run `vmm help` or `vmm COMMAND --help` for details.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `vmm — tracevisor's KVM virtual machine monitor
+
+Usage:
+  vmm run [flags] [-- CMD [ARGS...]]   boot a Linux guest; with CMD, run it in the
+                                       guest's busybox shell, stream its output,
+                                       power off and exit with CMD's status;
+                                       without, open an interactive guest shell
+  vmm doctor                           print what /dev/kvm offers and which host
+                                       profile (hardware or emulated) applies
+  vmm help                             this text
+
+Run 'vmm run --help' for the run flags and exit codes.
+`
+
+// Process exit codes of vmm itself (a guest's endings have their own; see
+// 'vmm run --help').
+const (
+	exitError = 1 // setup failed: missing kernel, no KVM, too little memory...
+	exitUsage = 2 // bad command line
+)
+
+func main() {
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:])
+	case "doctor":
+		return doctorCmd(args[1:])
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "vmm: unknown command %q\nRun 'vmm help' for usage.\n", args[0])
+	return exitUsage
+}

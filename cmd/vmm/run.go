@@ -1,0 +1,248 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/tracevisor/tracevisor/guest-kernel/initramfs"
+	"github.com/tracevisor/tracevisor/vmm"
+)
+
+const runHelp = `Usage: vmm run [flags] [-- CMD [ARGS...]]
+
+Boot a Linux guest on KVM. With CMD, the guest's init runs it (PATH is the
+guest's busybox), its output streams to stdout, the guest powers off and vmm
+exits with CMD's exit status (128+N if signal N killed it). Without CMD, the
+guest console is attached to this terminal with a busybox shell; type
+Ctrl-A x to stop the guest from the host.
+
+  vmm run -- sh -c 'echo $((6*7))'     prints 42, exits 0
+  vmm run -- false                     exits 1
+  vmm run --cpus 2 --mem 512M          interactive shell on a 2-vCPU guest
+
+Flags:
+%s
+Exit codes when the guest ends on its own (no command status to report):
+  0   guest powered off        80  guest reset (reboot)
+  81  triple fault             82  guest kernel panic
+  83  instruction the host cannot execute
+  84  KVM or VMM internal error
+  85  stopped from the host (Ctrl-A x, signal)
+vmm's own errors: 1 (setup failed), 2 (bad command line).
+`
+
+type runFlags struct {
+	kernel, initrd, cmdline, systemMap string
+	mem                                string
+	cpus                               int
+	profile                            string
+	report                             string
+	verbose                            bool
+}
+
+func runCmd(args []string) int {
+	var f runFlags
+	fs := pflag.NewFlagSet("vmm run", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(&f.kernel, "kernel", "", "guest kernel: vmlinux ELF (PVH boot) or bzImage (default: the project's build/guest-kernel/vmlinux)")
+	fs.StringVar(&f.initrd, "initrd", "", "initramfs (newc cpio, uncompressed) (default: the project's build/initramfs.cpio)")
+	fs.StringVar(&f.cmdline, "cmdline", "", "extra kernel command-line text, appended after vmm's own parameters")
+	fs.StringVar(&f.mem, "mem", "256M", "guest RAM: 256M, 1G, ... (a bare number means MiB)")
+	fs.IntVar(&f.cpus, "cpus", 1, fmt.Sprintf("number of vCPUs (1-%d)", vmm.MaxCPUs))
+	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
+	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
+	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "show the kernel's boot messages and VMM diagnostics")
+	fs.Usage = func() { fmt.Fprintf(os.Stderr, runHelp, fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "vmm run: %v\nRun 'vmm run --help' for usage.\n", err)
+		return exitUsage
+	}
+	command := fs.Args()
+	if fs.ArgsLenAtDash() < 0 && len(command) > 0 {
+		fmt.Fprintf(os.Stderr, "vmm run: unexpected argument %q: put the guest command after --\n", command[0])
+		return exitUsage
+	}
+	code, err := run(f, command)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmm run: %v\n", err)
+		return exitError
+	}
+	return code
+}
+
+// runReport is the JSON written by --report.
+type runReport struct {
+	BootToInitMS   float64 `json:"boot_to_init_ms,omitempty"`
+	Ending         string  `json:"ending"`
+	ExitCode       int     `json:"exit_code"`
+	CommandStatus  *int    `json:"command_status,omitempty"`
+	GuestRAMMiB    uint64  `json:"guest_ram_mib"`
+	VMMOverheadKiB uint64  `json:"vmm_rss_beyond_guest_ram_kib"`
+	Profile        string  `json:"host_profile"`
+	CPUs           int     `json:"cpus"`
+}
+
+func run(f runFlags, command []string) (int, error) {
+	mem, err := parseSize(f.mem)
+	if err != nil {
+		return 0, err
+	}
+	profile, err := vmm.ParseProfile(f.profile)
+	if err != nil {
+		return 0, err
+	}
+	if profile == 0 {
+		profile, _ = vmm.DetectProfile("/")
+	}
+	if f.kernel == "" {
+		if f.kernel, err = findDefault(defaultKernel, "--kernel", "guest-kernel"); err != nil {
+			return 0, err
+		}
+	}
+	if f.initrd == "" {
+		if f.initrd, err = findDefault(defaultInitramfs, "--initrd", "initramfs"); err != nil {
+			return 0, err
+		}
+	}
+	kernel, err := mapFile(f.kernel, "kernel")
+	if err != nil {
+		return 0, err
+	}
+	defer kernel.Close()
+	initrd, err := loadInitrd(f.initrd, command)
+	if err != nil {
+		return 0, err
+	}
+	syms := loadSymbols(f.systemMap, f.kernel)
+
+	extra := f.cmdline
+	if f.verbose {
+		extra = "loglevel=7 " + extra
+	}
+	interactive := len(command) == 0
+	out := io.Writer(os.Stdout)
+	if !interactive && !isTerminal(os.Stdout) {
+		out = &crlfFilter{w: os.Stdout}
+	}
+	cfg := vmm.Config{
+		Kernel:   kernel.data,
+		Initrd:   initrd,
+		Cmdline:  vmm.KernelCmdline(profile, extra),
+		MemBytes: mem,
+		CPUs:     f.cpus,
+		Profile:  profile,
+		Console:  out,
+		Symbols:  syms,
+	}
+	if f.verbose {
+		cfg.Log = os.Stderr
+	}
+	var restore func()
+	if interactive {
+		in := &escapeReader{r: os.Stdin}
+		cfg.ConsoleIn = in
+		if isTerminal(os.Stdin) {
+			if restore, err = makeRaw(os.Stdin); err != nil {
+				return 0, err
+			}
+			defer restore()
+		}
+		defer func() { in.machine = nil }()
+	}
+	m, err := vmm.New(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	kernel.Close()
+	initrd = nil
+	cfg.Initrd = nil
+	debug.FreeOSMemory()
+	if r, ok := cfg.ConsoleIn.(*escapeReader); ok {
+		r.machine = m
+	}
+	stopOnSignals(m)
+
+	ending := m.Run()
+	if restore != nil {
+		restore()
+		restore = nil
+	}
+	code := ending.ExitCode()
+	if ending.Kind != vmm.EndPoweroff || f.verbose {
+		fmt.Fprintf(os.Stderr, "vmm: %s\n", ending)
+	}
+	if f.report != "" {
+		rep := runReport{
+			Ending:         ending.String(),
+			ExitCode:       code,
+			CommandStatus:  ending.Status,
+			GuestRAMMiB:    mem >> 20,
+			VMMOverheadKiB: m.OverheadRSSKiB(),
+			Profile:        profile.String(),
+			CPUs:           f.cpus,
+		}
+		if d, ok := m.BootTime(); ok {
+			rep.BootToInitMS = float64(d) / float64(time.Millisecond)
+		}
+		if err := writeJSON(f.report, rep); err != nil {
+			return 0, err
+		}
+	}
+	return code, nil
+}
+
+// loadInitrd reads the initramfs and, when a command is given, appends the
+// cpio overlay that tells the guest's init what to run.
+func loadInitrd(path string, command []string) ([]byte, error) {
+	base, err := mapFile(path, "initrd")
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	var overlay []byte
+	if len(command) > 0 {
+		if overlay, err = initramfs.CommandOverlay(command); err != nil {
+			return nil, err
+		}
+	}
+	b := make([]byte, 0, len(base.data)+len(overlay))
+	b = append(b, base.data...)
+	return append(b, overlay...), nil
+}
+
+// loadSymbols reads --system-map, or System.map beside the kernel; a
+// missing default is not an error (diagnostics just lack names).
+func loadSymbols(path, kernel string) *vmm.Symbols {
+	explicit := path != ""
+	if !explicit {
+		path = filepath.Join(filepath.Dir(kernel), "System.map")
+	}
+	s, err := vmm.LoadSystemMap(path)
+	if err != nil {
+		if explicit {
+			fmt.Fprintf(os.Stderr, "vmm run: warning: --system-map: %v\n", err)
+		}
+		return nil
+	}
+	return s
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
