@@ -18,7 +18,7 @@ vmm: $(BUILD)/vmm
 
 $(BUILD)/vmm: $(shell find cmd vmm guest-kernel -name '*.go' -not -name '*_test.go') go.mod go.sum
 	@mkdir -p $(BUILD)
-	$(GO) build -o $@ ./cmd/vmm
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/vmm
 
 # The kernel script installs its own apt packages and skips unchanged inputs.
 guest-kernel:

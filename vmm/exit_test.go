@@ -65,8 +65,8 @@ func emulationFailure(insn ...byte) kvm.Run {
 	binary.LittleEndian.PutUint32(b[32:], kvm.KVM_INTERNAL_ERROR_EMULATION)
 	binary.LittleEndian.PutUint32(b[36:], 4)
 	binary.LittleEndian.PutUint64(b[40:], kvm.KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)
-	binary.LittleEndian.PutUint64(b[48:], uint64(len(insn)))
-	copy(b[56:], insn)
+	b[48] = byte(len(insn)) // insn_size, then insn_bytes
+	copy(b[49:], insn)
 	return r
 }
 

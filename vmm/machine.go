@@ -11,17 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tracevisor/tracevisor/vmm/boot"
 	"github.com/tracevisor/tracevisor/vmm/bus"
 	"github.com/tracevisor/tracevisor/vmm/guestmem"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
-	"golang.org/x/sys/unix"
 )
 
 // MaxCPUs is the most vCPUs a guest may have (bounded by the MP table).
@@ -57,6 +53,9 @@ type Config struct {
 	// Log receives VMM diagnostics (unhandled device accesses, ...); nil
 	// discards them.
 	Log io.Writer
+	// ProfileGuest samples where the guest's vCPUs execute every
+	// profilePeriod and writes the top functions to Log when the run ends.
+	ProfileGuest bool
 }
 
 // Machine is one VM.
@@ -73,6 +72,7 @@ type Machine struct {
 
 	started time.Time
 	events  eventLog
+	samples *sampler
 
 	endOnce sync.Once
 	ending  Ending
@@ -95,6 +95,9 @@ func New(cfg Config) (*Machine, error) {
 		cfg.Log = io.Discard
 	}
 	m := &Machine{cfg: cfg, done: make(chan struct{})}
+	if cfg.ProfileGuest {
+		m.samples = newSampler()
+	}
 	if err := m.build(); err != nil {
 		m.Close()
 		return nil, err
@@ -202,6 +205,9 @@ func (m *Machine) Run() Ending {
 	}
 	wg.Wait()
 	m.ending.Status = m.events.status()
+	if m.samples != nil {
+		m.samples.report(m.cfg.Log, 40)
+	}
 	return m.ending
 }
 
@@ -231,9 +237,17 @@ func (m *Machine) ended() bool {
 // has halted for good (a halt with interrupts off wakes no vCPU thread).
 const watchPeriod = 100 * time.Millisecond
 
-// watch kicks the vCPUs every watchPeriod until the run ends.
+// profilePeriod is the kick period while the guest is being profiled.
+const profilePeriod = 10 * time.Millisecond
+
+// watch kicks the vCPUs every watchPeriod (profilePeriod when profiling)
+// until the run ends.
 func (m *Machine) watch() {
-	t := time.NewTicker(watchPeriod)
+	period := watchPeriod
+	if m.samples != nil {
+		period = profilePeriod
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -291,172 +305,3 @@ func (m *Machine) Close() error {
 func (m *Machine) logf(format string, args ...any) {
 	fmt.Fprintf(m.cfg.Log, "vmm: "+format+"\n", args...)
 }
-
-// Stopped states of a vCPU, as last seen by the halt watch.
-const (
-	stoppedNo       = iota // running, or halted with interrupts on
-	stoppedHalted          // halted with interrupts off: only NMI/INIT wakes it
-	stoppedNeverRan        // an AP still waiting for its INIT/SIPI
-)
-
-// vcpu is the VMM side of one KVM vCPU.
-type vcpu struct {
-	m       *Machine
-	kvm     *kvm.VCPU
-	tid     atomic.Int32
-	stopped atomic.Int32
-}
-
-// kick makes the vCPU's KVM_RUN return EINTR soon: immediate_exit covers
-// the window before the thread enters KVM_RUN, the signal the time inside.
-func (v *vcpu) kick() {
-	v.kvm.RunData().SetImmediateExit(true)
-	if tid := v.tid.Load(); tid != 0 {
-		unix.Tgkill(os.Getpid(), int(tid), kickSignal)
-	}
-}
-
-// kickSignal interrupts KVM_RUN. The Go runtime handles SIGURG on every
-// thread and ignores it outside its own preemption requests.
-const kickSignal = unix.SIGURG
-
-// loop runs the vCPU until the machine ends. It reports setup success or
-// failure on ready first.
-func (v *vcpu) loop(ready chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	v.tid.Store(int32(unix.Gettid()))
-	if err := v.setup(); err != nil {
-		ready <- err
-		return
-	}
-	ready <- nil
-	run := v.kvm.RunData()
-	for !v.m.ended() {
-		err := v.kvm.Run()
-		if errors.Is(err, kvm.ErrInterrupted) {
-			run.SetImmediateExit(false)
-			v.observe()
-			continue
-		}
-		if err != nil {
-			v.m.end(Ending{Kind: EndInternalError, Reason: err.Error()})
-			return
-		}
-		v.stopped.Store(stoppedNo)
-		s := handleExit(run, v, v.m.cfg.Profile)
-		if err := v.apply(s); err != nil {
-			v.m.end(Ending{Kind: EndInternalError, Reason: err.Error()})
-			return
-		}
-	}
-}
-
-// observe records whether the vCPU has stopped for good, after a kick.
-func (v *vcpu) observe() {
-	st, err := v.kvm.MPState()
-	if err != nil {
-		return
-	}
-	state := int32(stoppedNo)
-	switch st {
-	case kvm.KVM_MP_STATE_UNINITIALIZED:
-		if v.kvm.ID != 0 {
-			state = stoppedNeverRan
-		}
-	case kvm.KVM_MP_STATE_HALTED:
-		if r, err := v.kvm.Regs(); err == nil && r.RFLAGS&rflagsIF == 0 {
-			state = stoppedHalted
-		}
-	}
-	v.stopped.Store(state)
-	if state != stoppedNo {
-		v.m.checkHalted()
-	}
-}
-
-const rflagsIF = 1 << 9
-
-// apply carries out handleExit's verdict on the vCPU.
-func (v *vcpu) apply(s step) error {
-	switch s.kind {
-	case stepContinue:
-		return nil
-	case stepStop:
-		v.m.end(v.m.refine(s.ending))
-		return nil
-	case stepSkip, stepReflectBP:
-		r, err := v.kvm.Regs()
-		if err != nil {
-			return fmt.Errorf("KVM_GET_REGS: %w", err)
-		}
-		n := s.skip
-		if s.kind == stepReflectBP {
-			n = 1
-		}
-		r.RIP += uint64(n)
-		if err := v.kvm.SetRegs(r); err != nil {
-			return fmt.Errorf("KVM_SET_REGS: %w", err)
-		}
-		if s.kind == stepReflectBP {
-			return v.kvm.InjectException(vectorBP)
-		}
-	}
-	return nil
-}
-
-// PIO implements exitEnv.
-func (v *vcpu) PIO(port uint16, data []byte, write bool) {
-	var err error
-	if write {
-		err = v.m.pio.Write(uint64(port), data)
-	} else {
-		err = v.m.pio.Read(uint64(port), data)
-	}
-	if err != nil {
-		v.m.dev.unhandled("port", err)
-	}
-}
-
-// MMIO implements exitEnv.
-func (v *vcpu) MMIO(addr uint64, data []byte, write bool) {
-	var err error
-	if write {
-		err = v.m.mmio.Write(addr, data)
-	} else {
-		err = v.m.mmio.Read(addr, data)
-	}
-	if err != nil {
-		v.m.dev.unhandled("mmio", err)
-	}
-}
-
-// RIP implements exitEnv.
-func (v *vcpu) RIP() (uint64, error) {
-	r, err := v.kvm.Regs()
-	if err != nil {
-		return 0, err
-	}
-	return r.RIP, nil
-}
-
-// InsnAt implements exitEnv: it translates through the guest page tables
-// and reads what lies in RAM, up to the page end.
-func (v *vcpu) InsnAt(rip uint64) []byte {
-	gpa, ok := v.kvm.Translate(rip)
-	if !ok {
-		return nil
-	}
-	n := uint64(15)
-	if rem := 0x1000 - gpa%0x1000; rem < n {
-		n = rem
-	}
-	b := make([]byte, n)
-	if v.m.mem.ReadAt(b, gpa) != nil {
-		return nil
-	}
-	return b
-}
-
-// Symbol implements exitEnv.
-func (v *vcpu) Symbol(addr uint64) string { return v.m.cfg.Symbols.Lookup(addr) }

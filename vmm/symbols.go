@@ -8,12 +8,33 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Symbols maps guest kernel addresses to names, from a System.map.
 type Symbols struct {
 	addrs []uint64
 	names []string
+
+	// path, when set, is read on first use (see LazySystemMap).
+	path string
+	once sync.Once
+}
+
+// LazySystemMap returns Symbols read from path on first use, so a run that
+// never needs a name never pays for the ~35 000 of a System.map in memory.
+// An unreadable file just names nothing.
+func LazySystemMap(path string) *Symbols { return &Symbols{path: path} }
+
+func (s *Symbols) load() {
+	s.once.Do(func() {
+		if s.path == "" {
+			return
+		}
+		if l, err := LoadSystemMap(s.path); err == nil {
+			s.addrs, s.names = l.addrs, l.names
+		}
+	})
 }
 
 // LoadSystemMap reads a System.map ("ADDRESS TYPE NAME" per line). Text
@@ -68,7 +89,11 @@ func ParseSystemMap(r io.Reader) (*Symbols, error) {
 // Lookup returns "name+0xoff" for the symbol at or below addr, or "" when
 // addr is below every symbol or s is nil.
 func (s *Symbols) Lookup(addr uint64) string {
-	if s == nil || len(s.addrs) == 0 {
+	if s == nil {
+		return ""
+	}
+	s.load()
+	if len(s.addrs) == 0 {
 		return ""
 	}
 	i := sort.Search(len(s.addrs), func(i int) bool { return s.addrs[i] > addr }) - 1
@@ -83,6 +108,7 @@ func (s *Symbols) Address(name string) (uint64, bool) {
 	if s == nil {
 		return 0, false
 	}
+	s.load()
 	for i, n := range s.names {
 		if n == name {
 			return s.addrs[i], true

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,19 @@ func TestConsoleTapFindsPanic(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "booting") || !strings.Contains(out.String(), "more") {
 		t.Error("console output not passed through")
+	}
+}
+
+func TestLazySystemMapLoadsOnFirstUse(t *testing.T) {
+	path := t.TempDir() + "/System.map"
+	s := LazySystemMap(path)
+	if err := os.WriteFile(path, []byte(sampleMap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Lookup(0xffffffff81001004); got != "helper+0x4" {
+		t.Errorf("Lookup = %q after the file appeared", got)
+	}
+	if LazySystemMap(path+".missing").Lookup(0xffffffff81001004) != "" {
+		t.Error("a missing System.map names an address")
 	}
 }

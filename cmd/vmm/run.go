@@ -45,6 +45,7 @@ type runFlags struct {
 	profile                            string
 	report                             string
 	verbose                            bool
+	profileGuest                       bool
 }
 
 func runCmd(args []string) int {
@@ -60,6 +61,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "show the kernel's boot messages and VMM diagnostics")
+	fs.BoolVar(&f.profileGuest, "profile-guest", false, "sample the guest's RIP every 10 ms and print the busiest kernel functions on stderr when it ends")
 	fs.Usage = func() { fmt.Fprintf(os.Stderr, runHelp, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -144,8 +146,10 @@ func run(f runFlags, command []string) (int, error) {
 		Profile:  profile,
 		Console:  out,
 		Symbols:  syms,
+
+		ProfileGuest: f.profileGuest,
 	}
-	if f.verbose {
+	if f.verbose || f.profileGuest {
 		cfg.Log = os.Stderr
 	}
 	var restore func()
@@ -222,21 +226,18 @@ func loadInitrd(path string, command []string) ([]byte, error) {
 	return append(b, overlay...), nil
 }
 
-// loadSymbols reads --system-map, or System.map beside the kernel; a
-// missing default is not an error (diagnostics just lack names).
+// loadSymbols names --system-map, or System.map beside the kernel, to be
+// read only if a diagnostic needs it. A missing explicit file is reported;
+// a missing default is not (diagnostics just lack names).
 func loadSymbols(path, kernel string) *vmm.Symbols {
-	explicit := path != ""
-	if !explicit {
-		path = filepath.Join(filepath.Dir(kernel), "System.map")
-	}
-	s, err := vmm.LoadSystemMap(path)
-	if err != nil {
-		if explicit {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
 			fmt.Fprintf(os.Stderr, "vmm run: warning: --system-map: %v\n", err)
 		}
-		return nil
+	} else {
+		path = filepath.Join(filepath.Dir(kernel), "System.map")
 	}
-	return s
+	return vmm.LazySystemMap(path)
 }
 
 func writeJSON(path string, v any) error {

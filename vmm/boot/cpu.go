@@ -2,8 +2,9 @@ package boot
 
 // CPU is the register state the boot CPU (vCPU 0) must have at the kernel's
 // first instruction. It is plain data: the VMM converts it to kvm_regs and
-// kvm_sregs (and writes EFER through kvm_sregs.efer). Registers it does not
-// name (the other general-purpose registers, CR2, DR*, the FPU) are zero.
+// kvm_sregs (EFER is kvm_sregs.efer). Registers it does not name keep the
+// values KVM gives a new vCPU: zero for the other general-purpose registers,
+// the architectural reset state for CR2, CR8, the APIC base and the FPU.
 //
 // It describes the boot CPU only. The application processors start in real
 // mode through the INIT/SIPI sequence the kernel sends via the in-kernel
@@ -45,7 +46,8 @@ type Segment struct {
 	Selector uint16
 	// Type is the 4-bit descriptor type (SegType*).
 	Type uint8
-	// Present is the P bit.
+	// Present is the P bit. A register that is not present is unusable
+	// (kvm_segment.unusable = 1); only LDT is.
 	Present bool
 	// DPL is the descriptor privilege level.
 	DPL uint8
@@ -153,7 +155,7 @@ func bootTSS() Segment {
 	return Segment{Limit: tssLimit, Selector: BootTSS, Type: SegTypeTSSBusy, Present: true}
 }
 
-// noLDT is the unusable LDT register.
+// noLDT is the LDT register with no LDT loaded: not present, unusable.
 func noLDT() Segment {
 	return Segment{Type: SegTypeLDT}
 }
@@ -167,10 +169,14 @@ func newCPU(cs Segment) *CPU {
 		RSP:    BootStackTop,
 		RFLAGS: RFLAGSReserved,
 		CS:     cs,
-		DS:     ds, ES: ds, FS: ds, GS: ds, SS: ds,
-		TR:  bootTSS(),
-		LDT: noLDT(),
-		GDT: DescriptorTable{Base: GDTAddr, Limit: GDTEntries*8 - 1},
+		DS:     ds,
+		ES:     ds,
+		FS:     ds,
+		GS:     ds,
+		SS:     ds,
+		TR:     bootTSS(),
+		LDT:    noLDT(),
+		GDT:    DescriptorTable{Base: GDTAddr, Limit: GDTEntries*8 - 1},
 		// An empty IDT: an exception before the kernel installs its own
 		// shuts the VM down with a triple fault instead of jumping into
 		// whatever low memory holds.

@@ -70,3 +70,25 @@ func TestNewMapsZeroedRAM(t *testing.T) {
 		t.Error("HostAddr of a mapped region is 0")
 	}
 }
+
+func TestResidentBytesCountsTouchedPages(t *testing.T) {
+	m, err := New(MinSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	before, err := m.ResidentBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for gpa := uint64(0); gpa < 64*4096; gpa += 4096 {
+		m.Write32(gpa, 1)
+	}
+	after, err := m.ResidentBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before != 64*4096 {
+		t.Errorf("touching 64 pages grew residency by %d bytes, want %d", after-before, 64*4096)
+	}
+}

@@ -152,24 +152,22 @@ func (r Run) Internal() Internal {
 }
 
 // EmulationBytes returns the instruction bytes an emulation-failure exit
-// carries, when the kernel included them (data[0] = flags, data[1] =
-// length, data[2..] = bytes).
+// carries, when the kernel included them. The layout is struct kvm_run's
+// emulation_failure: data[0] = flags, then a u8 insn_size immediately
+// followed by insn_bytes[15] (16 bytes: data[1] and data[2]).
 func (in Internal) EmulationBytes() ([]byte, bool) {
 	if in.Suberror != KVM_INTERNAL_ERROR_EMULATION || len(in.Data) < 3 ||
 		in.Data[0]&KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES == 0 {
 		return nil, false
 	}
-	n := int(in.Data[1])
-	var b []byte
-	for _, w := range in.Data[2:] {
-		for i := 0; i < 8; i++ {
-			b = append(b, byte(w>>(8*i)))
-		}
+	var raw [16]byte
+	binary.LittleEndian.PutUint64(raw[0:], in.Data[1])
+	binary.LittleEndian.PutUint64(raw[8:], in.Data[2])
+	n := int(raw[0])
+	if n > 15 {
+		n = 15
 	}
-	if n > len(b) {
-		n = len(b)
-	}
-	return b[:n], true
+	return append([]byte(nil), raw[1:1+n]...), true
 }
 
 // SystemEventType returns the type of a KVM_EXIT_SYSTEM_EVENT exit.

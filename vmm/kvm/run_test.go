@@ -52,8 +52,8 @@ func TestEmulationBytes(t *testing.T) {
 	binary.LittleEndian.PutUint32(b[32:], KVM_INTERNAL_ERROR_EMULATION)
 	binary.LittleEndian.PutUint32(b[36:], 4)
 	binary.LittleEndian.PutUint64(b[40:], KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)
-	binary.LittleEndian.PutUint64(b[48:], 3)
-	binary.LittleEndian.PutUint64(b[56:], 0x0000_0000_00c3_90cc)
+	// insn_size 3, then the bytes cc 90 c3, NOP-padded as KVM does.
+	copy(b[48:], []byte{3, 0xcc, 0x90, 0xc3, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90})
 	in := NewRun(b).Internal()
 	insn, ok := in.EmulationBytes()
 	if !ok || len(insn) != 3 || insn[0] != 0xcc || insn[1] != 0x90 || insn[2] != 0xc3 {
