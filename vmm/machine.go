@@ -238,7 +238,7 @@ func (m *Machine) ended() bool {
 const watchPeriod = 100 * time.Millisecond
 
 // profilePeriod is the kick period while the guest is being profiled.
-const profilePeriod = 10 * time.Millisecond
+const profilePeriod = 7 * time.Millisecond
 
 // watch kicks the vCPUs every watchPeriod (profilePeriod when profiling)
 // until the run ends.

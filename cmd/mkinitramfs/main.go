@@ -20,8 +20,12 @@ the kernel unpacks as its root file system:
 
   init                   the guest's PID 1 (guest-kernel/init/init.c), mode 0755
   bin/busybox            a statically linked busybox (Debian: busybox-static)
-  bin/sh, usr/bin/...    one symlink to /bin/busybox per applet that
-                         "busybox --list-full" names
+  bin/sh                 a symlink to /bin/busybox; with --all-applet-links,
+                         one per applet "busybox --list-full" names. By
+                         default there is just bin/sh: each entry costs
+                         emulated kernel time to unpack at every boot, the
+                         busybox shell runs its applets without links, and
+                         init runs a bare command name through busybox
   dev/console, dev/null  character devices 5:1 and 1:3, for the time before
                          init mounts devtmpfs on /dev
   etc/passwd, etc/group  root only
@@ -53,10 +57,15 @@ type usageError struct{ error }
 
 // options are the command's flags.
 type options struct {
-	busybox string
-	init    string
-	output  string
+	busybox  string
+	init     string
+	output   string
+	allLinks bool
 }
+
+// shellLink is the one applet link a default archive holds: init's shell
+// and every "#!/bin/sh" script need it.
+const shellLink = "bin/sh"
 
 // run parses args, then builds the archive; --help prints to stdout.
 func run(args []string, stdout io.Writer) error {
@@ -66,6 +75,7 @@ func run(args []string, stdout io.Writer) error {
 	flags.StringVar(&opts.busybox, "busybox", "/bin/busybox", "`PATH` of a statically linked busybox, installed as /bin/busybox")
 	flags.StringVar(&opts.init, "init", "build/init", "`PATH` of the statically linked guest init, installed as /init")
 	flags.StringVarP(&opts.output, "output", "o", "build/initramfs.cpio", "archive `FILE` to write; its directory is created if missing")
+	flags.BoolVar(&opts.allLinks, "all-applet-links", false, "link every busybox applet into bin/, sbin/, usr/... (slower boots)")
 	flags.Usage = func() {
 		fmt.Fprint(stdout, usageHead)
 		fmt.Fprint(stdout, flags.FlagUsages())
@@ -90,9 +100,12 @@ func build(opts options) error {
 	if err := checkStaticExecutable(opts.init, initSpec); err != nil {
 		return err
 	}
-	applets, err := listApplets(opts.busybox)
-	if err != nil {
-		return err
+	applets := []string{shellLink}
+	if opts.allLinks {
+		var err error
+		if applets, err = listApplets(opts.busybox); err != nil {
+			return err
+		}
 	}
 	l, err := baseLayout(opts.busybox, opts.init, applets)
 	if err != nil {

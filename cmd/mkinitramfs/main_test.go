@@ -97,7 +97,7 @@ func TestRunBuildsBaseLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "sub", "initramfs.cpio")
-	if err := run([]string{"--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer)); err != nil {
+	if err := run([]string{"--all-applet-links", "--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
 	archive, err := os.ReadFile(out)
@@ -169,7 +169,7 @@ func TestRunBuildsBaseLayout(t *testing.T) {
 
 	// The same inputs give the same bytes.
 	again := filepath.Join(t.TempDir(), "again.cpio")
-	if err := run([]string{"--busybox", exe, "--init", exe, "-o", again}, new(bytes.Buffer)); err != nil {
+	if err := run([]string{"--all-applet-links", "--busybox", exe, "--init", exe, "-o", again}, new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
 	if second, err := os.ReadFile(again); err != nil || !bytes.Equal(second, archive) {
@@ -252,7 +252,7 @@ func TestRunReportsBusyboxFailures(t *testing.T) {
 	for list, want := range cases {
 		exe := fakeBusybox(t, list)
 		out := filepath.Join(dir, "out.cpio")
-		err := run([]string{"--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer))
+		err := run([]string{"--all-applet-links", "--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("applet list %q: error %v, want one mentioning %q", list, err, want)
 		}
@@ -262,5 +262,30 @@ func TestRunReportsBusyboxFailures(t *testing.T) {
 		if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(leftovers) != 0 {
 			t.Errorf("applet list %q: temporary files left behind: %v", list, leftovers)
 		}
+	}
+}
+
+func TestDefaultLinksOnlyTheShell(t *testing.T) {
+	exe := fakeBusybox(t, "bin/sh\nusr/bin/md5sum\n")
+	out := filepath.Join(t.TempDir(), "initramfs.cpio")
+	if err := run([]string{"--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	archive, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := initramfstest.Parse(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []string
+	for _, e := range entries {
+		if e.Mode&initramfstest.TypeMask == initramfstest.TypeSymlink {
+			links = append(links, e.Name+" -> "+string(e.Data))
+		}
+	}
+	if len(links) != 1 || links[0] != "bin/sh -> /bin/busybox" {
+		t.Errorf("default archive links %v, want only bin/sh -> /bin/busybox", links)
 	}
 }

@@ -61,7 +61,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "show the kernel's boot messages and VMM diagnostics")
-	fs.BoolVar(&f.profileGuest, "profile-guest", false, "sample the guest's RIP every 10 ms and print the busiest kernel functions on stderr when it ends")
+	fs.BoolVar(&f.profileGuest, "profile-guest", false, "sample the guest's RIP every 7 ms and print the busiest kernel functions on stderr when it ends")
 	fs.Usage = func() { fmt.Fprintf(os.Stderr, runHelp, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -39,6 +39,7 @@
 #define CMD_FILE "/tracevisor/cmd"
 #define CMD_MAX_BYTES (4 << 20)
 #define SHELL "/bin/sh"
+#define BUSYBOX "/bin/busybox" /* runs bare command names PATH lacks */
 #define CONSOLE "/dev/console"
 #define ACTIVE_CONSOLES "/sys/class/tty/console/active"
 
@@ -341,10 +342,18 @@ static void __attribute__((noreturn)) run_job(const struct job *j)
 	}
 	/* Best effort: a command runs as well without a controlling terminal. */
 	ioctl(STDIN_FILENO, TIOCSCTTY, 0);
-	if (j->search)
+	if (j->search) {
 		execvp(j->path, j->argv);
-	else
+		/*
+		 * The initramfs links only bin/sh to busybox: a bare name found
+		 * nowhere on PATH is run as a busybox applet (busybox picks the
+		 * applet by argv[0], and says so when it has none of that name).
+		 */
+		if (errno == ENOENT && !strchr(j->path, '/'))
+			execv(BUSYBOX, j->argv);
+	} else {
 		execv(j->path, j->argv);
+	}
 	say("exec ", j->path, ": ", strerror(errno), NULL);
 	_exit(STATUS_NOT_RUN);
 }
