@@ -1,6 +1,9 @@
 package vmm
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // BaseKernelParams are on every guest command line: the console on COM1,
 // keyboard-controller reboot (the VMM ends the run on the i8042 reset
@@ -17,13 +20,31 @@ var BaseKernelParams = []string{
 	"retain_initrd",
 }
 
+// KVM paravirtual feature bits (CPUID 0x40000001 EAX, <asm/kvm_para.h>).
+const (
+	cpuidLeafKVMFeatures = 0x40000001
+	kvmFeaturePVSendIPI  = 11
+)
+
+// emulatedKVMFeatures returns the KVM paravirtual features a guest on an
+// emulating host should use: what this KVM reports, less PV IPIs. The guest
+// reads the outer hypervisor's feature leaf there (CPUID is not
+// virtualized), and PV IPIs sent through KVM_HC_SEND_IPI stalled SMP
+// bring-up on such a host; plain APIC IPIs work.
+func emulatedKVMFeatures(supported uint32) uint32 {
+	return supported &^ (1 << kvmFeaturePVSendIPI)
+}
+
 // KernelCmdline composes the guest command line: BaseKernelParams, then the
 // profile's parameters, then the user's extra text, so the user's words win
-// where the kernel takes the last value.
-func KernelCmdline(p Profile, extra string) string {
+// where the kernel takes the last value. kvmFeatures is KVM's supported
+// paravirtual feature leaf; the emulated profile passes a mask of it to the
+// guest-kernel patch that reads tracevisor.kvm_features.
+func KernelCmdline(p Profile, kvmFeatures uint32, extra string) string {
 	parts := append([]string{}, BaseKernelParams...)
 	if p == ProfileEmulated {
 		parts = append(parts, EmulatedKernelParams...)
+		parts = append(parts, fmt.Sprintf("tracevisor.kvm_features=%#x", emulatedKVMFeatures(kvmFeatures)))
 	}
 	if e := strings.TrimSpace(extra); e != "" {
 		parts = append(parts, e)

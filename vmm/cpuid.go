@@ -30,3 +30,14 @@ func vcpuCPUID(supported *gokvm.CPUID, id, n int) *gokvm.CPUID {
 	}
 	return out
 }
+
+// kvmFeatures returns the KVM paravirtual feature leaf (0x40000001 EAX) of a
+// CPUID table, 0 when absent.
+func kvmFeatures(c *gokvm.CPUID) uint32 {
+	for _, e := range c.Entries[:c.Nent] {
+		if e.Function == cpuidLeafKVMFeatures {
+			return e.Eax
+		}
+	}
+	return 0
+}

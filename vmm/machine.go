@@ -36,7 +36,8 @@ type Config struct {
 	Kernel []byte
 	// Initrd is the initramfs; may be empty.
 	Initrd []byte
-	// Cmdline is the complete kernel command line (see KernelCmdline).
+	// Cmdline is extra kernel command-line text, appended after the VMM's
+	// own parameters (see KernelCmdline).
 	Cmdline string
 	// MemBytes is the guest RAM size.
 	MemBytes uint64
@@ -69,6 +70,8 @@ type Machine struct {
 	vcpus []*vcpu
 	boot  *boot.CPU
 	dev   *devices
+
+	cmdline string
 
 	started time.Time
 	events  eventLog
@@ -120,18 +123,19 @@ func (m *Machine) build() error {
 	if err = m.setupVM(); err != nil {
 		return err
 	}
+	cpuid, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return err
+	}
+	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), m.cfg.Cmdline)
 	if m.boot, err = boot.Load(m.mem, m.cfg.Kernel, boot.Config{
-		Cmdline: m.cfg.Cmdline,
+		Cmdline: m.cmdline,
 		Initrd:  m.cfg.Initrd,
 		CPUs:    m.cfg.CPUs,
 	}); err != nil {
 		return err
 	}
 	if m.dev, err = m.attachDevices(); err != nil {
-		return err
-	}
-	cpuid, err := m.sys.SupportedCPUID()
-	if err != nil {
 		return err
 	}
 	for i := 0; i < m.cfg.CPUs; i++ {
@@ -176,6 +180,9 @@ func (m *Machine) setupVM() error {
 	}
 	return nil
 }
+
+// Cmdline returns the kernel command line the guest was booted with.
+func (m *Machine) Cmdline() string { return m.cmdline }
 
 // Memory returns guest RAM.
 func (m *Machine) Memory() *guestmem.Memory { return m.mem }

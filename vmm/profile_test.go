@@ -55,15 +55,16 @@ func TestParseProfile(t *testing.T) {
 }
 
 func TestKernelCmdlineByProfile(t *testing.T) {
-	hw := KernelCmdline(ProfileHardware, "  init=/x ")
-	em := KernelCmdline(ProfileEmulated, "")
-	if strings.Contains(hw, "syscall_fixup") || strings.Contains(hw, "clearcpuid") {
+	hw := KernelCmdline(ProfileHardware, 0x1007efb, "  init=/x ")
+	em := KernelCmdline(ProfileEmulated, 0x1007efb, "")
+	if strings.Contains(hw, "syscall_fixup") || strings.Contains(hw, "clearcpuid") || strings.Contains(hw, "kvm_features") {
 		t.Errorf("hardware profile adds emulation workarounds: %q", hw)
 	}
 	if !strings.HasSuffix(hw, " init=/x") || !strings.HasPrefix(hw, "console=ttyS0") {
 		t.Errorf("hardware cmdline %q: want base params first, user text last", hw)
 	}
-	for _, want := range []string{"noxsave", "tracevisor.syscall_fixup", "clearcpuid=141,"} {
+	// 0x1007efb less PV_SEND_IPI (bit 11).
+	for _, want := range []string{"noxsave", "tracevisor.syscall_fixup", "clearcpuid=141,", "tracevisor.kvm_features=0x10076fb"} {
 		if !strings.Contains(em, want) {
 			t.Errorf("emulated cmdline %q lacks %q", em, want)
 		}

@@ -20,8 +20,9 @@ type sampler struct {
 
 func newSampler() *sampler { return &sampler{counts: map[string]int{}} }
 
-// record counts one sample at rip, named by syms.
-func (s *sampler) record(syms *Symbols, rip uint64, user bool) {
+// record counts one sample of vCPU cpu at rip, named by syms; prefix tells
+// the vCPUs apart (empty for a one-vCPU guest).
+func (s *sampler) record(syms *Symbols, prefix string, rip uint64, user bool) {
 	name := "[user space]"
 	if !user {
 		name = syms.Lookup(rip)
@@ -32,6 +33,7 @@ func (s *sampler) record(syms *Symbols, rip uint64, user bool) {
 			name = fmt.Sprintf("[%#x]", rip)
 		}
 	}
+	name = prefix + name
 	s.mu.Lock()
 	s.counts[name]++
 	s.total++

@@ -74,14 +74,18 @@ func (v *vcpu) loop(ready chan<- error) {
 // observe records whether the vCPU has stopped for good, after a kick, and
 // takes a profile sample when profiling.
 func (v *vcpu) observe() {
-	if s := v.m.samples; s != nil {
-		if r, err := v.kvm.Regs(); err == nil {
-			s.record(v.m.cfg.Symbols, r.RIP, r.RIP < 1<<47)
-		}
-	}
 	st, err := v.kvm.MPState()
 	if err != nil {
 		return
+	}
+	if s := v.m.samples; s != nil {
+		prefix := ""
+		if len(v.m.vcpus) > 1 {
+			prefix = fmt.Sprintf("cpu%d %s ", v.kvm.ID, mpStateName(st))
+		}
+		if r, err := v.kvm.Regs(); err == nil {
+			s.record(v.m.cfg.Symbols, prefix, r.RIP, r.RIP < 1<<47)
+		}
 	}
 	state := int32(stoppedNo)
 	switch st {
@@ -185,3 +189,20 @@ func (v *vcpu) InsnAt(rip uint64) []byte {
 
 // Symbol implements exitEnv.
 func (v *vcpu) Symbol(addr uint64) string { return v.m.cfg.Symbols.Lookup(addr) }
+
+// mpStateName names a KVM_MP_STATE value for diagnostics.
+func mpStateName(st uint32) string {
+	switch st {
+	case kvm.KVM_MP_STATE_RUNNABLE:
+		return "runnable"
+	case kvm.KVM_MP_STATE_UNINITIALIZED:
+		return "uninitialized"
+	case kvm.KVM_MP_STATE_INIT_RECEIVED:
+		return "init-received"
+	case kvm.KVM_MP_STATE_HALTED:
+		return "halted"
+	case kvm.KVM_MP_STATE_SIPI_RECEIVED:
+		return "sipi-received"
+	}
+	return fmt.Sprintf("mp-state-%d", st)
+}

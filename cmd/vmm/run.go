@@ -140,7 +140,7 @@ func run(f runFlags, command []string) (int, error) {
 	cfg := vmm.Config{
 		Kernel:   kernel.data,
 		Initrd:   initrd,
-		Cmdline:  vmm.KernelCmdline(profile, extra),
+		Cmdline:  extra,
 		MemBytes: mem,
 		CPUs:     f.cpus,
 		Profile:  profile,
@@ -173,6 +173,9 @@ func run(f runFlags, command []string) (int, error) {
 	initrd = nil
 	cfg.Initrd = nil
 	debug.FreeOSMemory()
+	if f.verbose {
+		fmt.Fprintf(os.Stderr, "vmm: host profile %s; kernel command line: %s\n", profile, m.Cmdline())
+	}
 	if r, ok := cfg.ConsoleIn.(*escapeReader); ok {
 		r.machine = m
 	}
