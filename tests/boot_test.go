@@ -81,7 +81,8 @@ func TestTwoVCPUs(t *testing.T) {
 
 func TestInteractiveShellReadsConsoleInput(t *testing.T) {
 	t.Parallel()
-	r := vmm(t, "echo typed-$((3+4))\nexit 5\n", "run")
+	// Type as a person would: after the shell's prompt appears.
+	r := vmmInteractive(t, "/ # ", "echo typed-$((3+4))\nexit 5\n")
 	if r.code != 5 || !strings.Contains(r.stdout, "typed-7") {
 		t.Fatalf("want the shell to run typed input and exit 5: %s", r)
 	}

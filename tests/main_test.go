@@ -10,10 +10,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -89,6 +91,78 @@ func vmm(t *testing.T, stdin string, args ...string) result {
 	}
 	t.Logf("vmm %s -> exit %d in %.1fs", strings.Join(args, " "), r.code, r.elapsed.Seconds())
 	return r
+}
+
+// vmmInteractive runs `vmm run` with no command and types input once the
+// console shows prompt.
+func vmmInteractive(t *testing.T, prompt, input string) result {
+	t.Helper()
+	bin := need(t)
+	cmd := exec.Command(bin, "run")
+	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &promptWatcher{prompt: prompt, seen: make(chan struct{})}
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = out, &errb
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-out.seen:
+		io.WriteString(stdin, input)
+	case err = <-done:
+		t.Fatalf("vmm ended before its prompt (%v)\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("no prompt in 5 minutes\nstdout:\n%s", out.String())
+	}
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("vmm did not end after the input\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
+	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("vmm run (interactive) -> exit %d in %.1fs", r.code, r.elapsed.Seconds())
+	return r
+}
+
+// promptWatcher collects output and closes seen once prompt has appeared.
+type promptWatcher struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	prompt string
+	seen   chan struct{}
+	once   sync.Once
+}
+
+func (p *promptWatcher) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf.Write(b)
+	if strings.Contains(p.buf.String(), p.prompt) {
+		p.once.Do(func() { close(p.seen) })
+	}
+	return len(b), nil
+}
+
+func (p *promptWatcher) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
 }
 
 func (r result) String() string {

@@ -92,9 +92,14 @@ func (u *UART) rxCap() int {
 }
 
 // rxRoom is how many bytes of host input the receiver takes now: none in
-// loopback mode.
+// loopback mode, and none while the guest has receive interrupts off.
+//
+// The second rule keeps host input until a guest driver is listening: Linux
+// enables UART_IER_RDI when the port is first opened, after clearing the
+// receive FIFO, so bytes offered earlier (a script piped into `vmm run`
+// before the guest has booted) would otherwise be thrown away.
 func (u *UART) rxRoom() int {
-	if u.mcr&UART_MCR_LOOP != 0 {
+	if u.mcr&UART_MCR_LOOP != 0 || u.ier&UART_IER_RDI == 0 {
 		return 0
 	}
 	return u.rxCap() - u.rx.len()

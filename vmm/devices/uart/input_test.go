@@ -11,6 +11,10 @@ import (
 func TestInputIsBounded(t *testing.T) {
 	h := newHarness(t)
 	in := []byte("0123456789abcdefghij")
+	if n := h.u.Input(in); n != 0 {
+		t.Errorf("Input took %d bytes before the guest enabled receive interrupts, want 0", n)
+	}
+	h.outb(UART_IER, UART_IER_RDI)
 	if n := h.u.Input(in); n != 1 {
 		t.Errorf("Input took %d bytes with the FIFO disabled, want 1", n)
 	}

@@ -191,6 +191,7 @@ func TestWideAccess(t *testing.T) {
 
 func TestFIFOControl(t *testing.T) {
 	h := newHarness(t)
+	h.outb(UART_IER, UART_IER_RDI) // a listening driver: host input flows
 	h.outb(UART_FCR, UART_FCR_ENABLE_FIFO)
 	h.expectIIR(UART_IIR_FIFO_ENABLED_16550A | UART_IIR_NO_INT)
 
