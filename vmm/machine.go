@@ -135,6 +135,9 @@ func (m *Machine) build() error {
 	}); err != nil {
 		return err
 	}
+	// The images are in guest RAM now; holding them would keep megabytes
+	// of the caller's (possibly unmapped) buffers reachable for the run.
+	m.cfg.Kernel, m.cfg.Initrd = nil, nil
 	if m.dev, err = m.attachDevices(); err != nil {
 		return err
 	}

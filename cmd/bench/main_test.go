@@ -1,0 +1,19 @@
+package main
+
+import "testing"
+
+func TestStatistics(t *testing.T) {
+	odd := []float64{30, 10, 20}
+	if m := median(odd); m != 20 {
+		t.Errorf("median(odd) = %v", m)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("median(even) = %v", m)
+	}
+	if odd[0] != 30 {
+		t.Error("median reordered its input")
+	}
+	if minOf(odd) != 10 || maxOf(odd) != 30 {
+		t.Errorf("min/max = %v/%v", minOf(odd), maxOf(odd))
+	}
+}
