@@ -9,6 +9,7 @@ const (
 	cpuidLeafExtTopoV2 = 0x1F
 
 	cpuidHypervisorBit = 1 << 31 // leaf 1 ECX: running under a hypervisor
+	cpuidHTTBit        = 1 << 28 // leaf 1 EDX: EBX[23:16] counts logical CPUs
 )
 
 // vcpuCPUID returns the CPUID table for vCPU id of n: KVM's supported set,
@@ -24,6 +25,9 @@ func vcpuCPUID(supported *gokvm.CPUID, id, n int) *gokvm.CPUID {
 		case cpuidLeafFeatures:
 			e.Ebx = e.Ebx&0x0000_ffff | uint32(id)<<24 | uint32(n)<<16
 			e.Ecx |= cpuidHypervisorBit
+			if n > 1 {
+				e.Edx |= cpuidHTTBit
+			}
 		case cpuidLeafExtTopo, cpuidLeafExtTopoV2:
 			e.Edx = uint32(id)
 		}

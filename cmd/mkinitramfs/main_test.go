@@ -96,18 +96,8 @@ func TestRunBuildsBaseLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "sub", "initramfs.cpio")
-	if err := run([]string{"--all-applet-links", "--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer)); err != nil {
-		t.Fatal(err)
-	}
-	archive, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := initramfstest.Parse(archive)
-	if err != nil {
-		t.Fatalf("output is not one well-formed archive: %v", err)
-	}
+	archive, entries := buildArchive(t, filepath.Join(t.TempDir(), "sub", "initramfs.cpio"),
+		"--all-applet-links", "--busybox", exe, "--init", exe)
 
 	byName := make(map[string]initramfstest.Entry)
 	for i, e := range entries {
@@ -267,18 +257,7 @@ func TestRunReportsBusyboxFailures(t *testing.T) {
 
 func TestDefaultLinksOnlyTheShell(t *testing.T) {
 	exe := fakeBusybox(t, "bin/sh\nusr/bin/md5sum\n")
-	out := filepath.Join(t.TempDir(), "initramfs.cpio")
-	if err := run([]string{"--busybox", exe, "--init", exe, "-o", out}, new(bytes.Buffer)); err != nil {
-		t.Fatal(err)
-	}
-	archive, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := initramfstest.Parse(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, entries := buildArchive(t, filepath.Join(t.TempDir(), "initramfs.cpio"), "--busybox", exe, "--init", exe)
 	var links []string
 	for _, e := range entries {
 		if e.Mode&initramfstest.TypeMask == initramfstest.TypeSymlink {
@@ -288,4 +267,22 @@ func TestDefaultLinksOnlyTheShell(t *testing.T) {
 	if len(links) != 1 || links[0] != "bin/sh -> /bin/busybox" {
 		t.Errorf("default archive links %v, want only bin/sh -> /bin/busybox", links)
 	}
+}
+
+// buildArchive runs mkinitramfs with args writing to out, and returns the
+// archive and its parsed entries.
+func buildArchive(t *testing.T, out string, args ...string) ([]byte, []initramfstest.Entry) {
+	t.Helper()
+	if err := run(append(args, "-o", out), new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	archive, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := initramfstest.Parse(archive)
+	if err != nil {
+		t.Fatalf("output is not one well-formed archive: %v", err)
+	}
+	return archive, entries
 }
