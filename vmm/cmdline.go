@@ -3,6 +3,8 @@ package vmm
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
 
 // BaseKernelParams are on every guest command line: the console on COM1,
@@ -35,6 +37,22 @@ func emulatedKVMFeatures(supported uint32) uint32 {
 	return supported &^ (1 << kvmFeaturePVSendIPI)
 }
 
+// EmulatedKVMFeatureParam is the tracevisor.kvm_features parameter the
+// emulated profile passes for KVM's supported paravirtual feature leaf.
+func EmulatedKVMFeatureParam(supported uint32) string {
+	return fmt.Sprintf("tracevisor.kvm_features=%#x", emulatedKVMFeatures(supported))
+}
+
+// KVMFeatures returns KVM's supported paravirtual feature leaf (CPUID
+// 0x40000001 EAX from KVM_GET_SUPPORTED_CPUID).
+func KVMFeatures(sys *kvm.System) (uint32, error) {
+	c, err := sys.SupportedCPUID()
+	if err != nil {
+		return 0, err
+	}
+	return kvmFeatures(c), nil
+}
+
 // KernelCmdline composes the guest command line: BaseKernelParams, then the
 // profile's parameters, then the user's extra text, so the user's words win
 // where the kernel takes the last value. kvmFeatures is KVM's supported
@@ -44,7 +62,7 @@ func KernelCmdline(p Profile, kvmFeatures uint32, extra string) string {
 	parts := append([]string{}, BaseKernelParams...)
 	if p == ProfileEmulated {
 		parts = append(parts, EmulatedKernelParams...)
-		parts = append(parts, fmt.Sprintf("tracevisor.kvm_features=%#x", emulatedKVMFeatures(kvmFeatures)))
+		parts = append(parts, EmulatedKVMFeatureParam(kvmFeatures))
 	}
 	if e := strings.TrimSpace(extra); e != "" {
 		parts = append(parts, e)

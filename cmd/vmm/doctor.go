@@ -30,6 +30,7 @@ func doctorCmd(args []string) int {
 		return exitUsage
 	}
 	code := 0
+	var features uint32
 	sys, err := kvm.Open()
 	if err != nil {
 		fmt.Printf("kvm:           %v\n", err)
@@ -39,12 +40,16 @@ func doctorCmd(args []string) int {
 		for _, c := range kvm.CapabilityNames {
 			fmt.Printf("  %-36s %d\n", c.Name, sys.CheckExtension(c.Cap))
 		}
+		if features, err = vmm.KVMFeatures(sys); err == nil {
+			fmt.Printf("  %-36s %#x\n", "KVM paravirtual features", features)
+		}
 		sys.Close()
 	}
 	p, why := vmm.DetectProfile("/")
 	fmt.Printf("host profile:  %s (%s)\n", p, why)
 	if p == vmm.ProfileEmulated {
-		fmt.Printf("  kernel parameters added: %s\n", strings.Join(vmm.EmulatedKernelParams, " "))
+		params := append(append([]string{}, vmm.EmulatedKernelParams...), vmm.EmulatedKVMFeatureParam(features))
+		fmt.Printf("  kernel parameters added: %s\n", strings.Join(params, " "))
 		fmt.Println("  int3 is reflected into the guest as #BP; fwait is skipped")
 	}
 	for _, f := range []struct{ rel, what, target string }{
