@@ -56,3 +56,22 @@ func TestHelpTeaches(t *testing.T) {
 		}
 	}
 }
+
+func TestDiskFlagErrors(t *testing.T) {
+	need(t)
+	odd := filepath.Join(t.TempDir(), "odd.img")
+	os.WriteFile(odd, make([]byte, 1000), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--disk", "/nonexistent.img", "--", "true"}, "no such file"},
+		{[]string{"run", "--disk", odd, "--", "true"}, "not a multiple of 512"},
+		{[]string{"run", "--disk", odd + ",fast", "--", "true"}, "unknown option"},
+	} {
+		r := vmm(t, "", c.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: want exit 1 and %q: %s", c.args, c.want, r)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,9 @@ type Config struct {
 	// Log receives VMM diagnostics (unhandled device accesses, ...); nil
 	// discards them.
 	Log io.Writer
+	// Virtio lists the virtio-mmio devices, in the order the guest will
+	// see them (the first disk is /dev/vda).
+	Virtio []VirtioDevice
 	// ProfileGuest samples where the guest's vCPUs execute every
 	// profilePeriod and writes the top functions to Log when the run ends.
 	ProfileGuest bool
@@ -127,7 +131,11 @@ func (m *Machine) build() error {
 	if err != nil {
 		return err
 	}
-	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), m.cfg.Cmdline)
+	extra := m.cfg.Cmdline
+	if v := virtioCmdline(min(len(m.cfg.Virtio), MaxVirtioDevices)); len(v) > 0 {
+		extra = strings.Join(append(v, extra), " ")
+	}
+	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), extra)
 	if m.boot, err = boot.Load(m.mem, m.cfg.Kernel, boot.Config{
 		Cmdline: m.cmdline,
 		Initrd:  m.cfg.Initrd,
@@ -139,6 +147,9 @@ func (m *Machine) build() error {
 	// of the caller's (possibly unmapped) buffers reachable for the run.
 	m.cfg.Kernel, m.cfg.Initrd = nil, nil
 	if m.dev, err = m.attachDevices(); err != nil {
+		return err
+	}
+	if err = m.attachVirtio(); err != nil {
 		return err
 	}
 	for i := 0; i < m.cfg.CPUs; i++ {

@@ -26,6 +26,7 @@ Ctrl-A x to stop the guest from the host.
   vmm run -- sh -c 'echo $((6*7))'     prints 42, exits 0
   vmm run -- false                     exits 1
   vmm run --cpus 2 --mem 512M          interactive shell on a 2-vCPU guest
+  vmm run --disk img -- md5sum /dev/vda   a raw image as a virtio-blk disk
 
 Flags:
 %s
@@ -46,6 +47,7 @@ type runFlags struct {
 	report                             string
 	verbose                            bool
 	profileGuest                       bool
+	disks                              []string
 }
 
 func runCmd(args []string) int {
@@ -57,6 +59,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.cmdline, "cmdline", "", "extra kernel command-line text, appended after vmm's own parameters")
 	fs.StringVar(&f.mem, "mem", "256M", "guest RAM: 256M, 1G, ... (a bare number means MiB)")
 	fs.IntVar(&f.cpus, "cpus", 1, fmt.Sprintf("number of vCPUs (1-%d)", vmm.MaxCPUs))
+	fs.StringArrayVar(&f.disks, "disk", nil, "raw disk image PATH[,ro] as a virtio-blk device (repeatable: /dev/vda, /dev/vdb, ...)")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
@@ -127,6 +130,11 @@ func run(f runFlags, command []string) (int, error) {
 		return 0, err
 	}
 	syms := loadSymbols(f.systemMap, f.kernel)
+	virtio, closeDisks, err := openDisks(f.disks)
+	if err != nil {
+		return 0, err
+	}
+	defer closeDisks()
 
 	extra := f.cmdline
 	if f.verbose {
@@ -146,6 +154,7 @@ func run(f runFlags, command []string) (int, error) {
 		Profile:  profile,
 		Console:  out,
 		Symbols:  syms,
+		Virtio:   virtio,
 
 		ProfileGuest: f.profileGuest,
 	}

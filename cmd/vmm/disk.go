@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tracevisor/tracevisor/virtio/blk"
+	"github.com/tracevisor/tracevisor/vmm"
+)
+
+// openDisks opens each --disk PATH[,ro] as a virtio-blk device; the guest
+// sees them as /dev/vda, /dev/vdb, ... in order. The returned close
+// function closes the image files.
+func openDisks(specs []string) ([]vmm.VirtioDevice, func(), error) {
+	var devs []vmm.VirtioDevice
+	var disks []*blk.Disk
+	closeAll := func() {
+		for _, d := range disks {
+			d.Close()
+		}
+	}
+	for i, spec := range specs {
+		path, opts, _ := strings.Cut(spec, ",")
+		readOnly := false
+		for _, o := range strings.Split(opts, ",") {
+			switch o {
+			case "":
+			case "ro":
+				readOnly = true
+			case "rw":
+				readOnly = false
+			default:
+				closeAll()
+				return nil, nil, fmt.Errorf("--disk %s: unknown option %q (want ro or rw)", spec, o)
+			}
+		}
+		if path == "" {
+			closeAll()
+			return nil, nil, fmt.Errorf("--disk %q: no image path", spec)
+		}
+		d, err := blk.Open(path, readOnly)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		disks = append(disks, d)
+		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("disk%d", i), Device: blk.NewDevice(d)})
+	}
+	return devs, closeAll, nil
+}

@@ -1,0 +1,151 @@
+package blk
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/tracevisor/tracevisor/virtio/mmio"
+	"github.com/tracevisor/tracevisor/virtio/queue"
+	"github.com/tracevisor/tracevisor/vmm/guestmem"
+)
+
+// VIRTIO_ID_BLOCK is the virtio device type of a block device.
+const VIRTIO_ID_BLOCK = 2
+
+// Ring feature bits the device supports (spec 6).
+const (
+	VIRTIO_RING_F_INDIRECT_DESC = 28
+	VIRTIO_RING_F_EVENT_IDX     = 29
+)
+
+// QueueSize is the size of the request queue.
+const QueueSize = 256
+
+// needsResetter is implemented by the transport: bad guest input puts the
+// device in DEVICE_NEEDS_RESET.
+type needsResetter interface{ SetNeedsReset() }
+
+// Device is a virtio-blk device (one request queue) serving a Disk. Requests
+// are executed synchronously on the vCPU thread that notified the queue.
+type Device struct {
+	disk *Disk
+
+	mu     sync.Mutex
+	q      *queue.Queue
+	mem    *guestmem.Memory
+	irq    mmio.Interrupt
+	broken bool // bad guest input seen; wait for a reset
+}
+
+// NewDevice wraps disk as a virtio device for an mmio.Transport.
+func NewDevice(disk *Disk) *Device { return &Device{disk: disk} }
+
+// DeviceID implements mmio.Device.
+func (d *Device) DeviceID() uint32 { return VIRTIO_ID_BLOCK }
+
+// Features implements mmio.Device.
+func (d *Device) Features() uint64 {
+	return d.disk.Features() | 1<<VIRTIO_RING_F_INDIRECT_DESC | 1<<VIRTIO_RING_F_EVENT_IDX
+}
+
+// QueueMaxSizes implements mmio.Device.
+func (d *Device) QueueMaxSizes() []uint16 { return []uint16{QueueSize} }
+
+// ReadConfig implements mmio.Device: struct virtio_blk_config.
+func (d *Device) ReadConfig(offset uint64, data []byte) {
+	cfg := d.disk.Config()
+	for i := range data {
+		data[i] = 0
+		if o := offset + uint64(i); o < uint64(len(cfg)) {
+			data[i] = cfg[o]
+		}
+	}
+}
+
+// WriteConfig implements mmio.Device: the block config space is read-only
+// without VIRTIO_BLK_F_CONFIG_WCE.
+func (d *Device) WriteConfig(uint64, []byte) {}
+
+// Activate implements mmio.Device.
+func (d *Device) Activate(ctx mmio.ActivateContext) error {
+	if len(ctx.Queues) != 1 || !ctx.Queues[0].Ready {
+		return fmt.Errorf("virtio-blk: request queue not enabled")
+	}
+	c := ctx.Queues[0]
+	q := queue.New(QueueSize)
+	q.SetSize(c.Size)
+	q.SetDescAddr(c.Desc)
+	q.SetAvailAddr(c.Driver)
+	q.SetUsedAddr(c.Device)
+	q.SetEventIdx(ctx.Features&(1<<VIRTIO_RING_F_EVENT_IDX) != 0)
+	q.SetIndirect(ctx.Features&(1<<VIRTIO_RING_F_INDIRECT_DESC) != 0)
+	q.SetReady(true)
+	if err := q.Activate(ctx.Mem); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.q, d.mem, d.irq, d.broken = q, ctx.Mem, ctx.Interrupt, false
+	return nil
+}
+
+// Reset implements mmio.Device.
+func (d *Device) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.q, d.mem, d.irq, d.broken = nil, nil, nil, false
+}
+
+// Notify implements mmio.Device: it drains the request queue.
+func (d *Device) Notify(uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.q == nil || d.broken {
+		return
+	}
+	if err := d.drain(); err != nil {
+		d.broken = true
+		if r, ok := d.irq.(needsResetter); ok {
+			r.SetNeedsReset()
+		}
+	}
+}
+
+// drain executes every available request, then re-enables notifications
+// and drains again if the driver published meanwhile; it interrupts once
+// if the driver wants to hear of the used buffers.
+func (d *Device) drain() error {
+	for {
+		for {
+			c, err := d.q.Pop(d.mem)
+			if err != nil {
+				return err
+			}
+			if c == nil {
+				break
+			}
+			n, err := d.disk.Handle(d.mem, c)
+			if err != nil {
+				return err
+			}
+			if _, err := d.q.AddUsed(d.mem, c, n); err != nil {
+				return err
+			}
+		}
+		more, err := d.q.EnableNotification(d.mem)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	notify, err := d.q.NeedsNotify(d.mem)
+	if err != nil {
+		return err
+	}
+	if notify {
+		d.irq.SignalUsed()
+	}
+	return nil
+}
