@@ -10,7 +10,12 @@ GO ?= go
 N ?= 5
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm guest-kernel initramfs demo test unit-test bench-boot clean
+.PHONY: all vmm guest-kernel initramfs demo test unit-test fuzz-short bench-boot clean
+
+# Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
+# seed corpora (testdata/fuzz) also run as plain tests.
+FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest
+FUZZTIME ?= 10s
 
 all: vmm guest-kernel initramfs
 
@@ -38,6 +43,14 @@ unit-test:
 test: all
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) --no-print-directory fuzz-short
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
 
 bench-boot: all
 	$(GO) run ./cmd/bench boot -n $(N)
