@@ -95,10 +95,10 @@ func vmm(t *testing.T, stdin string, args ...string) result {
 
 // vmmInteractive runs `vmm run` with no command and types input once the
 // console shows prompt.
-func vmmInteractive(t *testing.T, prompt, input string) result {
+func vmmInteractive(t *testing.T, prompt, input string, runFlags ...string) result {
 	t.Helper()
 	bin := need(t)
-	cmd := exec.Command(bin, "run")
+	cmd := exec.Command(bin, append([]string{"run"}, runFlags...)...)
 	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

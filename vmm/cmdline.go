@@ -7,14 +7,13 @@ import (
 	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
 
-// BaseKernelParams are on every guest command line: the console on COM1,
-// keyboard-controller reboot (the VMM ends the run on the i8042 reset
+// BaseKernelParams are on every guest command line (after the console=
+// that KernelCmdline adds): keyboard-controller reboot (the VMM ends the run on the i8042 reset
 // pulse), an immediate reboot on panic (so a panic ends the run), quiet
 // boot, the TSC trusted as the host keeps it stable, and the initrd kept
 // rather than freed (freeing poisons and re-protects every page, seconds
 // of emulated work, to win back the initramfs's 2 MiB).
 var BaseKernelParams = []string{
-	"console=ttyS0",
 	"reboot=k",
 	"panic=-1",
 	"quiet",
@@ -58,8 +57,11 @@ func KVMFeatures(sys *kvm.System) (uint32, error) {
 // where the kernel takes the last value. kvmFeatures is KVM's supported
 // paravirtual feature leaf; the emulated profile passes a mask of it to the
 // guest-kernel patch that reads tracevisor.kvm_features.
-func KernelCmdline(p Profile, kvmFeatures uint32, extra string) string {
-	parts := append([]string{}, BaseKernelParams...)
+//
+// console names the guest console device: "ttyS0" (COM1) or "hvc0" (the
+// virtio console).
+func KernelCmdline(p Profile, kvmFeatures uint32, console, extra string) string {
+	parts := append([]string{"console=" + console}, BaseKernelParams...)
 	if p == ProfileEmulated {
 		parts = append(parts, EmulatedKernelParams...)
 		parts = append(parts, EmulatedKVMFeatureParam(kvmFeatures))

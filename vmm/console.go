@@ -63,7 +63,7 @@ func (m *Machine) refine(e Ending) Ending {
 	if e.Kind != EndReset && e.Kind != EndTripleFault {
 		return e
 	}
-	if msg, ok := m.dev.console.panicked(); ok {
+	if msg, ok := m.tap.panicked(); ok {
 		return Ending{Kind: EndPanic, Reason: "guest kernel panic: " + msg}
 	}
 	return e

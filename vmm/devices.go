@@ -37,13 +37,17 @@ type devices struct {
 // attachDevices creates the legacy devices and the debug device and
 // registers them on the buses.
 func (m *Machine) attachDevices() (*devices, error) {
-	d := &devices{m: m, console: &consoleTap{w: m.cfg.Console}}
+	d := &devices{m: m, console: &m.tap}
 	d.uart = uart.New(d.console, func(level bool) {
 		if err := m.vm.IRQLine(com1IRQ, level); err != nil {
 			m.logf("COM1 IRQ %d: %v", com1IRQ, err)
 		}
 	})
-	if m.cfg.ConsoleIn != nil {
+	switch {
+	case m.cfg.ConsoleIn == nil:
+	case m.console != nil:
+		go m.console.ReadFrom(m.cfg.ConsoleIn)
+	default:
 		go d.uart.ReadFrom(m.cfg.ConsoleIn)
 	}
 	kbd := i8042.New(func() { m.end(m.refine(Ending{Kind: EndReset, Reason: "guest reset (i8042 reset pulse)"})) })

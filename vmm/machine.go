@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	vconsole "github.com/tracevisor/tracevisor/virtio/console"
 	"github.com/tracevisor/tracevisor/vmm/boot"
 	"github.com/tracevisor/tracevisor/vmm/bus"
 	"github.com/tracevisor/tracevisor/vmm/guestmem"
@@ -55,6 +56,9 @@ type Config struct {
 	// Log receives VMM diagnostics (unhandled device accesses, ...); nil
 	// discards them.
 	Log io.Writer
+	// VirtioConsole makes a virtio console the guest's console (hvc0), fed
+	// by ConsoleIn and writing to Console, instead of COM1.
+	VirtioConsole bool
 	// Virtio lists the virtio-mmio devices, in the order the guest will
 	// see them (the first disk is /dev/vda).
 	Virtio []VirtioDevice
@@ -76,6 +80,8 @@ type Machine struct {
 	dev   *devices
 
 	cmdline string
+	tap     consoleTap       // every console's output passes through it
+	console *vconsole.Device // the virtio console, when configured
 
 	started time.Time
 	events  eventLog
@@ -102,6 +108,7 @@ func New(cfg Config) (*Machine, error) {
 		cfg.Log = io.Discard
 	}
 	m := &Machine{cfg: cfg, done: make(chan struct{})}
+	m.tap.w = cfg.Console
 	if cfg.ProfileGuest {
 		m.samples = newSampler()
 	}
@@ -131,11 +138,17 @@ func (m *Machine) build() error {
 	if err != nil {
 		return err
 	}
+	console := "ttyS0"
+	if m.cfg.VirtioConsole {
+		console = "hvc0"
+		m.console = vconsole.New(&m.tap)
+		m.cfg.Virtio = append([]VirtioDevice{{Name: "console", Device: m.console}}, m.cfg.Virtio...)
+	}
 	extra := m.cfg.Cmdline
 	if v := virtioCmdline(min(len(m.cfg.Virtio), MaxVirtioDevices)); len(v) > 0 {
 		extra = strings.Join(append(v, extra), " ")
 	}
-	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), extra)
+	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), console, extra)
 	if m.boot, err = boot.Load(m.mem, m.cfg.Kernel, boot.Config{
 		Cmdline: m.cmdline,
 		Initrd:  m.cfg.Initrd,

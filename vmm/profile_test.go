@@ -55,8 +55,8 @@ func TestParseProfile(t *testing.T) {
 }
 
 func TestKernelCmdlineByProfile(t *testing.T) {
-	hw := KernelCmdline(ProfileHardware, 0x1007efb, "  init=/x ")
-	em := KernelCmdline(ProfileEmulated, 0x1007efb, "")
+	hw := KernelCmdline(ProfileHardware, 0x1007efb, "ttyS0", "  init=/x ")
+	em := KernelCmdline(ProfileEmulated, 0x1007efb, "hvc0", "")
 	if strings.Contains(hw, "syscall_fixup") || strings.Contains(hw, "clearcpuid") || strings.Contains(hw, "kvm_features") {
 		t.Errorf("hardware profile adds emulation workarounds: %q", hw)
 	}
@@ -64,7 +64,7 @@ func TestKernelCmdlineByProfile(t *testing.T) {
 		t.Errorf("hardware cmdline %q: want base params first, user text last", hw)
 	}
 	// 0x1007efb less PV_SEND_IPI (bit 11).
-	for _, want := range []string{"noxsave", "tracevisor.syscall_fixup", "clearcpuid=141,", "tracevisor.kvm_features=0x10076fb"} {
+	for _, want := range []string{"console=hvc0", "noxsave", "tracevisor.syscall_fixup", "clearcpuid=141,", "tracevisor.kvm_features=0x10076fb"} {
 		if !strings.Contains(em, want) {
 			t.Errorf("emulated cmdline %q lacks %q", em, want)
 		}

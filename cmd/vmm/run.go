@@ -48,6 +48,7 @@ type runFlags struct {
 	verbose                            bool
 	profileGuest                       bool
 	disks                              []string
+	console                            string
 }
 
 func runCmd(args []string) int {
@@ -60,6 +61,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.mem, "mem", "256M", "guest RAM: 256M, 1G, ... (a bare number means MiB)")
 	fs.IntVar(&f.cpus, "cpus", 1, fmt.Sprintf("number of vCPUs (1-%d)", vmm.MaxCPUs))
 	fs.StringArrayVar(&f.disks, "disk", nil, "raw disk image PATH[,ro] as a virtio-blk device (repeatable: /dev/vda, /dev/vdb, ...)")
+	fs.StringVar(&f.console, "console", "serial", "guest console: serial (COM1, ttyS0) or virtio (virtio console, hvc0)")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
@@ -102,6 +104,9 @@ func run(f runFlags, command []string) (int, error) {
 	mem, err := parseSize(f.mem)
 	if err != nil {
 		return 0, err
+	}
+	if f.console != "serial" && f.console != "virtio" {
+		return 0, fmt.Errorf("--console %q: want serial or virtio", f.console)
 	}
 	profile, err := vmm.ParseProfile(f.profile)
 	if err != nil {
@@ -155,6 +160,8 @@ func run(f runFlags, command []string) (int, error) {
 		Console:  out,
 		Symbols:  syms,
 		Virtio:   virtio,
+
+		VirtioConsole: f.console == "virtio",
 
 		ProfileGuest: f.profileGuest,
 	}

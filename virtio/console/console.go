@@ -1,0 +1,226 @@
+// Package console is the virtio console device (VIRTIO 1.2 section 5.3)
+// with a single port: what the guest writes to hvc0 goes to a host writer,
+// host input arrives on the guest's hvc0.
+package console
+
+import (
+	"io"
+	"sync"
+
+	"github.com/tracevisor/tracevisor/virtio/mmio"
+	"github.com/tracevisor/tracevisor/virtio/queue"
+	"github.com/tracevisor/tracevisor/vmm/guestmem"
+)
+
+// VIRTIO_ID_CONSOLE is the virtio device type of a console.
+const VIRTIO_ID_CONSOLE = 3
+
+// Queue indexes of port 0 without VIRTIO_CONSOLE_F_MULTIPORT (spec 5.3.2).
+const (
+	receiveq  = 0 // host -> guest
+	transmitq = 1 // guest -> host
+)
+
+// QueueSize is the size of both queues.
+const QueueSize = 64
+
+// maxPending bounds host input held while the guest has posted no receive
+// buffer; ReadFrom waits for room beyond it, so no byte is dropped.
+const maxPending = 4096
+
+// needsResetter is implemented by the transport.
+type needsResetter interface{ SetNeedsReset() }
+
+// Device is a one-port virtio console.
+type Device struct {
+	out io.Writer
+
+	mu      sync.Mutex
+	room    sync.Cond // signalled when pending shrinks or the device resets
+	q       [2]*queue.Queue
+	mem     *guestmem.Memory
+	irq     mmio.Interrupt
+	broken  bool
+	pending []byte // host input not yet delivered
+}
+
+// New returns a console that writes guest output to out.
+func New(out io.Writer) *Device {
+	d := &Device{out: out}
+	d.room.L = &d.mu
+	return d
+}
+
+// DeviceID implements mmio.Device.
+func (d *Device) DeviceID() uint32 { return VIRTIO_ID_CONSOLE }
+
+// Features implements mmio.Device: none beyond VERSION_1.
+func (d *Device) Features() uint64 { return 0 }
+
+// QueueMaxSizes implements mmio.Device.
+func (d *Device) QueueMaxSizes() []uint16 { return []uint16{QueueSize, QueueSize} }
+
+// ReadConfig implements mmio.Device: no feature gives the config space a
+// meaning, so it reads as zero.
+func (d *Device) ReadConfig(_ uint64, data []byte) {
+	for i := range data {
+		data[i] = 0
+	}
+}
+
+// WriteConfig implements mmio.Device.
+func (d *Device) WriteConfig(uint64, []byte) {}
+
+// Activate implements mmio.Device.
+func (d *Device) Activate(ctx mmio.ActivateContext) error {
+	var qs [2]*queue.Queue
+	for i, c := range ctx.Queues {
+		if i >= len(qs) || !c.Ready {
+			continue
+		}
+		q := queue.New(QueueSize)
+		q.SetSize(c.Size)
+		q.SetDescAddr(c.Desc)
+		q.SetAvailAddr(c.Driver)
+		q.SetUsedAddr(c.Device)
+		q.SetReady(true)
+		if err := q.Activate(ctx.Mem); err != nil {
+			return err
+		}
+		qs[i] = q
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.q, d.mem, d.irq, d.broken = qs, ctx.Mem, ctx.Interrupt, false
+	d.deliver()
+	return nil
+}
+
+// Reset implements mmio.Device.
+func (d *Device) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.q, d.mem, d.irq, d.broken = [2]*queue.Queue{}, nil, nil, false
+	d.room.Broadcast()
+}
+
+// Notify implements mmio.Device.
+func (d *Device) Notify(q uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.broken {
+		return
+	}
+	switch q {
+	case transmitq:
+		d.fail(d.transmit())
+	case receiveq:
+		d.deliver()
+	}
+}
+
+// fail puts the device in DEVICE_NEEDS_RESET after bad guest input.
+func (d *Device) fail(err error) {
+	if err == nil {
+		return
+	}
+	d.broken = true
+	if r, ok := d.irq.(needsResetter); ok {
+		r.SetNeedsReset()
+	}
+}
+
+// transmit writes every buffer the guest queued for output to out.
+func (d *Device) transmit() error {
+	q := d.q[transmitq]
+	if q == nil {
+		return nil
+	}
+	for {
+		c, err := q.Pop(d.mem)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			break
+		}
+		b, err := c.ReadAll(d.mem)
+		if err != nil {
+			return err
+		}
+		d.out.Write(b)
+		if _, err := q.AddUsed(d.mem, c, 0); err != nil {
+			return err
+		}
+	}
+	return d.signal(q)
+}
+
+// deliver moves pending host input into the receive buffers the guest has
+// posted.
+func (d *Device) deliver() {
+	q := d.q[receiveq]
+	if q == nil || d.broken || len(d.pending) == 0 {
+		return
+	}
+	for len(d.pending) > 0 {
+		c, err := q.Pop(d.mem)
+		if err != nil {
+			d.fail(err)
+			return
+		}
+		if c == nil {
+			break
+		}
+		n := min(uint32(len(d.pending)), c.WritableLen())
+		if _, err := c.WriteAt(d.mem, d.pending[:n], 0); err != nil {
+			d.fail(err)
+			return
+		}
+		if _, err := q.AddUsed(d.mem, c, n); err != nil {
+			d.fail(err)
+			return
+		}
+		d.pending = d.pending[n:]
+	}
+	d.room.Broadcast()
+	d.fail(d.signal(q))
+}
+
+func (d *Device) signal(q *queue.Queue) error {
+	notify, err := q.NeedsNotify(d.mem)
+	if err != nil {
+		return err
+	}
+	if notify {
+		d.irq.SignalUsed()
+	}
+	return nil
+}
+
+// ReadFrom feeds r to the guest as console input until r ends. It holds at
+// most maxPending bytes the guest has not taken, waiting for it to post
+// receive buffers; run it on its own goroutine.
+func (d *Device) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 512)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			d.mu.Lock()
+			for len(d.pending)+n > maxPending {
+				d.room.Wait()
+			}
+			d.pending = append(d.pending, buf[:n]...)
+			d.deliver()
+			d.mu.Unlock()
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
