@@ -49,6 +49,7 @@ var (
 	ErrHeaderShort     = errors.New("virtio-blk: request header shorter than 16 bytes")
 	ErrDataDirection   = errors.New("virtio-blk: data buffers point the wrong way for the request type")
 	ErrDataNotSectored = errors.New("virtio-blk: data length is not a multiple of 512")
+	ErrSegmentWraps    = errors.New("virtio-blk: a buffer's address + length wraps around")
 )
 
 // Request is one parsed virtio-blk request. The header is copied out of
@@ -78,6 +79,9 @@ func ParseRequest(segs []Segment, header [headerSize]byte) (*Request, error) {
 	for _, s := range segs {
 		if s.Len == 0 {
 			continue // carries no byte: neither header, data nor status
+		}
+		if s.Addr+uint64(s.Len) < s.Addr {
+			return nil, ErrSegmentWraps // the queue never passes one; do not trust it
 		}
 		if s.Write {
 			writable = append(writable, s)
