@@ -13,6 +13,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vconsole "github.com/tracevisor/tracevisor/virtio/console"
@@ -82,6 +83,9 @@ type Machine struct {
 	cmdline string
 	tap     consoleTap       // every console's output passes through it
 	console *vconsole.Device // the virtio console, when configured
+	closers []io.Closer      // eventfds and the like, closed with the machine
+
+	eventfdNotifies atomic.Int64 // queue notifications that came by ioeventfd
 
 	started time.Time
 	events  eventLog
@@ -242,6 +246,9 @@ func (m *Machine) Run() Ending {
 	if m.samples != nil {
 		m.samples.report(m.cfg.Log, 40)
 	}
+	if n := m.eventfdNotifies.Load(); n > 0 {
+		m.logf("%d virtqueue notifications arrived by ioeventfd", n)
+	}
 	return m.ending
 }
 
@@ -321,6 +328,9 @@ func (m *Machine) BootTime() (time.Duration, bool) {
 
 // Close releases the vCPUs, the VM and guest RAM.
 func (m *Machine) Close() error {
+	for _, c := range m.closers {
+		c.Close()
+	}
 	for _, v := range m.vcpus {
 		v.kvm.Close()
 	}

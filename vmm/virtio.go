@@ -2,8 +2,10 @@ package vmm
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/tracevisor/tracevisor/virtio/mmio"
+	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
 
 // The virtio-mmio window: one 4 KiB page per device after the debug page,
@@ -60,6 +62,37 @@ func (m *Machine) attachVirtio() error {
 		if err := m.mmio.Register(vd.Name, base, virtioMMIOSize, t); err != nil {
 			return err
 		}
+		m.notifyByEventfd(vd.Name, base, t)
 	}
 	return nil
+}
+
+// notifyByEventfd lets KVM take the guest's QueueNotify writes itself: one
+// ioeventfd per queue (datamatch = queue index), read by a goroutine that
+// forwards to the transport, so a notification costs no exit to the VMM.
+// Where KVM offers no ioeventfd, or refuses one, the write exits as MMIO
+// and the transport handles it there.
+func (m *Machine) notifyByEventfd(name string, base uint64, t *mmio.Transport) {
+	if m.sys.CheckExtension(kvm.KVM_CAP_IOEVENTFD) == 0 {
+		return
+	}
+	for q := 0; q < t.QueueCount(); q++ {
+		fd, err := m.vm.IOEventFD(base+mmio.NotifyOffset, 4, uint64(q))
+		if err != nil {
+			m.logf("%s: queue %d notifications stay on the MMIO exit path: %v", name, q, err)
+			continue
+		}
+		f := os.NewFile(uintptr(fd), fmt.Sprintf("%s-notify%d", name, q))
+		m.closers = append(m.closers, f)
+		go func(q uint32) {
+			var buf [8]byte
+			for {
+				if _, err := f.Read(buf[:]); err != nil {
+					return // closed with the machine
+				}
+				m.eventfdNotifies.Add(1)
+				t.NotifyQueue(q)
+			}
+		}(uint32(q))
+	}
 }

@@ -119,3 +119,15 @@ func (t *Transport) notify(v uint32) {
 
 func setLow(x uint64, v uint32) uint64  { return x&^0xffffffff | uint64(v) }
 func setHigh(x uint64, v uint32) uint64 { return x&0xffffffff | uint64(v)<<32 }
+
+// NotifyQueue does what a driver's write of queue to VIRTIO_MMIO_QUEUE_NOTIFY
+// does, for a VMM that receives those writes through an ioeventfd instead of
+// an MMIO exit. Safe from any goroutine.
+func (t *Transport) NotifyQueue(queue uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.notify(queue)
+}
+
+// QueueCount returns how many queues the device has.
+func (t *Transport) QueueCount() int { return len(t.queues) }

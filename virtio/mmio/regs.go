@@ -132,3 +132,7 @@ const (
 	// on it. (QEMU uses "QEMU", 0x554D4551.)
 	VendorID = 0x56435254
 )
+
+// NotifyOffset is the offset of the queue notification register, for a VMM
+// that registers an ioeventfd on it.
+const NotifyOffset = VIRTIO_MMIO_QUEUE_NOTIFY

@@ -11,7 +11,13 @@ const (
 	KVM_CHECK_EXTENSION       = 0xAE03     // _IO(KVMIO, 0x03)
 	KVM_RUN                   = 0xAE80     // _IO(KVMIO, 0x80)
 	KVM_SET_IDENTITY_MAP_ADDR = 0x4008AE48 // _IOW(KVMIO, 0x48, __u64)
+	KVM_IOEVENTFD             = 0x4040AE79 // _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
 )
+
+// ioeventfdIoctl issues KVM_IOEVENTFD.
+func ioeventfdIoctl(vm uintptr, s *kvmIoeventfd) error {
+	return ioctlPtr(vm, KVM_IOEVENTFD, unsafe.Pointer(s))
+}
 
 // ioctlValue issues an ioctl whose argument is a plain integer.
 func ioctlValue(fd uintptr, req uintptr, arg uintptr) (uintptr, error) {

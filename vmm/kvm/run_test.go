@@ -77,3 +77,9 @@ func TestImmediateExit(t *testing.T) {
 		t.Fatal("immediate_exit not cleared")
 	}
 }
+
+func TestKVMIoeventfdLayout(t *testing.T) {
+	if n := binary.Size(kvmIoeventfd{}); n != 64 {
+		t.Fatalf("struct kvm_ioeventfd is %d bytes, the kernel's is 64", n)
+	}
+}
