@@ -33,7 +33,7 @@ func (vm *VM) IOEventFD(addr uint64, length uint32, datamatch uint64) (int, erro
 		return -1, fmt.Errorf("eventfd: %w", err)
 	}
 	s := kvmIoeventfd{Datamatch: datamatch, Addr: addr, Len: length, Fd: int32(fd), Flags: KVM_IOEVENTFD_FLAG_DATAMATCH}
-	if err := ioeventfdIoctl(vm.fd, &s); err != nil {
+	if err := retry(func() error { return ioeventfdIoctl(vm.fd, &s) }); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("KVM_IOEVENTFD at %#x: %w", addr, err)
 	}

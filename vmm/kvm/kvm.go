@@ -87,7 +87,7 @@ func Open() (*System, error) {
 		return nil, err
 	}
 	s := &System{f: f}
-	v, err := gokvm.GetAPIVersion(s.fd())
+	v, err := retryValue(func() (uintptr, error) { return gokvm.GetAPIVersion(s.fd()) })
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
@@ -96,7 +96,7 @@ func Open() (*System, error) {
 		f.Close()
 		return nil, fmt.Errorf("KVM API version %d, want %d", v, KVM_API_VERSION)
 	}
-	n, err := gokvm.GetVCPUMMmapSize(s.fd())
+	n, err := retryValue(func() (uintptr, error) { return gokvm.GetVCPUMMmapSize(s.fd()) })
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
@@ -120,7 +120,7 @@ func (s *System) Close() error { return s.f.Close() }
 // CheckExtension returns KVM_CHECK_EXTENSION's answer for cap: 0 when
 // absent, otherwise 1 or a capability-specific number.
 func (s *System) CheckExtension(cap int) int {
-	r, err := ioctlValue(s.fd(), KVM_CHECK_EXTENSION, uintptr(cap))
+	r, err := retryValue(func() (uintptr, error) { return ioctlValue(s.fd(), KVM_CHECK_EXTENSION, uintptr(cap)) })
 	if err != nil {
 		return 0
 	}
@@ -130,7 +130,7 @@ func (s *System) CheckExtension(cap int) int {
 // SupportedCPUID returns KVM_GET_SUPPORTED_CPUID.
 func (s *System) SupportedCPUID() (*gokvm.CPUID, error) {
 	c := &gokvm.CPUID{Nent: 256, Entries: make([]gokvm.CPUIDEntry2, 256)}
-	if err := gokvm.GetSupportedCPUID(s.fd(), c); err != nil {
+	if err := retry(func() error { return gokvm.GetSupportedCPUID(s.fd(), c) }); err != nil {
 		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
 	}
 	return c, nil
@@ -138,7 +138,7 @@ func (s *System) SupportedCPUID() (*gokvm.CPUID, error) {
 
 // CreateVM creates a VM.
 func (s *System) CreateVM() (*VM, error) {
-	fd, err := gokvm.CreateVM(s.fd())
+	fd, err := retryValue(func() (uintptr, error) { return gokvm.CreateVM(s.fd()) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}

@@ -62,31 +62,41 @@ func (c *VCPU) Run() error {
 }
 
 // Regs returns the general-purpose registers.
-func (c *VCPU) Regs() (*gokvm.Regs, error) { return gokvm.GetRegs(c.fd) }
+func (c *VCPU) Regs() (*gokvm.Regs, error) {
+	return retryValue(func() (*gokvm.Regs, error) { return gokvm.GetRegs(c.fd) })
+}
 
 // SetRegs sets the general-purpose registers.
-func (c *VCPU) SetRegs(r *gokvm.Regs) error { return gokvm.SetRegs(c.fd, r) }
+func (c *VCPU) SetRegs(r *gokvm.Regs) error {
+	return retry(func() error { return gokvm.SetRegs(c.fd, r) })
+}
 
 // Sregs returns the special registers.
-func (c *VCPU) Sregs() (*gokvm.Sregs, error) { return gokvm.GetSregs(c.fd) }
+func (c *VCPU) Sregs() (*gokvm.Sregs, error) {
+	return retryValue(func() (*gokvm.Sregs, error) { return gokvm.GetSregs(c.fd) })
+}
 
 // SetSregs sets the special registers.
-func (c *VCPU) SetSregs(s *gokvm.Sregs) error { return gokvm.SetSregs(c.fd, s) }
+func (c *VCPU) SetSregs(s *gokvm.Sregs) error {
+	return retry(func() error { return gokvm.SetSregs(c.fd, s) })
+}
 
 // MPState returns KVM_GET_MP_STATE.
 func (c *VCPU) MPState() (uint32, error) {
 	var s gokvm.MPState
-	err := gokvm.GetMPState(c.fd, &s)
+	err := retry(func() error { return gokvm.GetMPState(c.fd, &s) })
 	return s.State, err
 }
 
 // SetCPUID2 sets the CPUID the guest sees (KVM_SET_CPUID2).
-func (c *VCPU) SetCPUID2(id *gokvm.CPUID) error { return gokvm.SetCPUID2(c.fd, id) }
+func (c *VCPU) SetCPUID2(id *gokvm.CPUID) error {
+	return retry(func() error { return gokvm.SetCPUID2(c.fd, id) })
+}
 
 // SetMSRs writes model-specific registers.
 func (c *VCPU) SetMSRs(entries []gokvm.MSREntry) error {
 	m := &gokvm.MSRS{NMSRs: uint32(len(entries)), Entries: entries}
-	return gokvm.SetMSRs(c.fd, m)
+	return retry(func() error { return gokvm.SetMSRs(c.fd, m) })
 }
 
 // InjectException queues exception vector for delivery on the next entry
@@ -94,12 +104,12 @@ func (c *VCPU) SetMSRs(entries []gokvm.MSREntry) error {
 // SIPI state as KVM_GET_VCPU_EVENTS found them.
 func (c *VCPU) InjectException(vector uint8) error {
 	var ev gokvm.VCPUEvents
-	if err := gokvm.GetVCPUEvents(c.fd, &ev); err != nil {
+	if err := retry(func() error { return gokvm.GetVCPUEvents(c.fd, &ev) }); err != nil {
 		return fmt.Errorf("KVM_GET_VCPU_EVENTS: %w", err)
 	}
 	ev.E = gokvm.Exception{Inject: 1, Nr: vector}
 	ev.Flags = 0 // do not rewrite NMI-pending, SIPI vector or SMM state
-	if err := gokvm.SetVCPUEvents(c.fd, &ev); err != nil {
+	if err := retry(func() error { return gokvm.SetVCPUEvents(c.fd, &ev) }); err != nil {
 		return fmt.Errorf("KVM_SET_VCPU_EVENTS: %w", err)
 	}
 	return nil
@@ -109,7 +119,7 @@ func (c *VCPU) InjectException(vector uint8) error {
 // (KVM_TRANSLATE) and returns the guest-physical address.
 func (c *VCPU) Translate(gva uint64) (uint64, bool) {
 	t := gokvm.Translation{LinearAddress: gva}
-	if err := gokvm.Translate(c.fd, &t); err != nil || t.Valid == 0 {
+	if err := retry(func() error { return gokvm.Translate(c.fd, &t) }); err != nil || t.Valid == 0 {
 		return 0, false
 	}
 	return t.PhysicalAddress, true

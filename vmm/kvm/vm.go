@@ -30,7 +30,7 @@ func (vm *VM) SetMemory(slot uint32, gpa, size, hostAddr uint64) error {
 		MemorySize:    size,
 		UserspaceAddr: hostAddr,
 	}
-	if err := gokvm.SetUserMemoryRegion(vm.fd, &r); err != nil {
+	if err := retry(func() error { return gokvm.SetUserMemoryRegion(vm.fd, &r) }); err != nil {
 		return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d at %#x: %w", slot, gpa, err)
 	}
 	return nil
@@ -39,7 +39,7 @@ func (vm *VM) SetMemory(slot uint32, gpa, size, hostAddr uint64) error {
 // SetTSSAddr sets the three-page region KVM uses for real-mode emulation on
 // Intel VT-x (KVM_SET_TSS_ADDR).
 func (vm *VM) SetTSSAddr(addr uint32) error {
-	if err := gokvm.SetTSSAddr(vm.fd, addr); err != nil {
+	if err := retry(func() error { return gokvm.SetTSSAddr(vm.fd, addr) }); err != nil {
 		return fmt.Errorf("KVM_SET_TSS_ADDR: %w", err)
 	}
 	return nil
@@ -48,7 +48,7 @@ func (vm *VM) SetTSSAddr(addr uint32) error {
 // SetIdentityMapAddr sets the one-page identity map KVM uses on VT-x
 // (KVM_SET_IDENTITY_MAP_ADDR). The kernel reads a __u64.
 func (vm *VM) SetIdentityMapAddr(addr uint64) error {
-	if err := ioctlPtr(vm.fd, KVM_SET_IDENTITY_MAP_ADDR, ptrU64(&addr)); err != nil {
+	if err := retry(func() error { return ioctlPtr(vm.fd, KVM_SET_IDENTITY_MAP_ADDR, ptrU64(&addr)) }); err != nil {
 		return fmt.Errorf("KVM_SET_IDENTITY_MAP_ADDR: %w", err)
 	}
 	return nil
@@ -57,7 +57,7 @@ func (vm *VM) SetIdentityMapAddr(addr uint64) error {
 // CreateIRQChip creates the in-kernel PIC, IOAPIC and per-vCPU LAPICs. It
 // must come before any vCPU is created.
 func (vm *VM) CreateIRQChip() error {
-	if err := gokvm.CreateIRQChip(vm.fd); err != nil {
+	if err := retry(func() error { return gokvm.CreateIRQChip(vm.fd) }); err != nil {
 		return fmt.Errorf("KVM_CREATE_IRQCHIP: %w", err)
 	}
 	return nil
@@ -65,7 +65,7 @@ func (vm *VM) CreateIRQChip() error {
 
 // CreatePIT2 creates the in-kernel i8254 PIT.
 func (vm *VM) CreatePIT2() error {
-	if err := gokvm.CreatePIT2(vm.fd); err != nil {
+	if err := retry(func() error { return gokvm.CreatePIT2(vm.fd) }); err != nil {
 		return fmt.Errorf("KVM_CREATE_PIT2: %w", err)
 	}
 	return nil
@@ -78,13 +78,13 @@ func (vm *VM) IRQLine(irq uint32, high bool) error {
 	if high {
 		level = 1
 	}
-	return gokvm.IRQLineStatus(vm.fd, irq, level)
+	return retry(func() error { return gokvm.IRQLineStatus(vm.fd, irq, level) })
 }
 
 // ClockNS returns the guest's kvmclock in nanoseconds (KVM_GET_CLOCK).
 func (vm *VM) ClockNS() (uint64, error) {
 	var cd gokvm.ClockData
-	if err := gokvm.GetClock(vm.fd, &cd); err != nil {
+	if err := retry(func() error { return gokvm.GetClock(vm.fd, &cd) }); err != nil {
 		return 0, fmt.Errorf("KVM_GET_CLOCK: %w", err)
 	}
 	return cd.Clock, nil
@@ -92,7 +92,7 @@ func (vm *VM) ClockNS() (uint64, error) {
 
 // CreateVCPU creates vCPU id and maps its kvm_run page.
 func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
-	fd, err := gokvm.CreateVCPU(vm.fd, id)
+	fd, err := retryValue(func() (uintptr, error) { return gokvm.CreateVCPU(vm.fd, id) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VCPU %d: %w", id, err)
 	}
