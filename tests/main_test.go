@@ -58,6 +58,16 @@ type result struct {
 // guest boot on an emulating host takes tens of seconds).
 func vmm(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	r, err := runVMM(t, stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runVMM is vmm for goroutines other than the test's: it returns failures
+// instead of ending the test.
+func runVMM(t *testing.T, stdin string, args ...string) (result, error) {
 	bin := need(t)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
@@ -68,7 +78,7 @@ func vmm(t *testing.T, stdin string, args ...string) result {
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return result{}, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -78,7 +88,7 @@ func vmm(t *testing.T, stdin string, args ...string) result {
 	case <-time.After(8 * time.Minute):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("vmm %v did not finish in 8 minutes\nstdout:\n%s\nstderr:\n%s", args, out.String(), errb.String())
+		return result{}, fmt.Errorf("vmm %v did not finish in 8 minutes\nstdout:\n%s\nstderr:\n%s", args, out.String(), errb.String())
 	}
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
 	var ee *exec.ExitError
@@ -87,10 +97,10 @@ func vmm(t *testing.T, stdin string, args ...string) result {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		t.Fatal(err)
+		return result{}, err
 	}
 	t.Logf("vmm %s -> exit %d in %.1fs", strings.Join(args, " "), r.code, r.elapsed.Seconds())
-	return r
+	return r, nil
 }
 
 // vmmInteractive runs `vmm run` with no command and types input once the

@@ -48,6 +48,7 @@ type runFlags struct {
 	verbose                            bool
 	profileGuest                       bool
 	disks                              []string
+	nics                               []string
 	console                            string
 }
 
@@ -61,6 +62,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.mem, "mem", "256M", "guest RAM: 256M, 1G, ... (a bare number means MiB)")
 	fs.IntVar(&f.cpus, "cpus", 1, fmt.Sprintf("number of vCPUs (1-%d)", vmm.MaxCPUs))
 	fs.StringArrayVar(&f.disks, "disk", nil, "raw disk image PATH[,ro] as a virtio-blk device (repeatable: /dev/vda, /dev/vdb, ...)")
+	fs.StringArrayVar(&f.nics, "net", nil, "virtio-net NIC: tap:NAME or switch:NAME (vmm processes naming one switch share it), with ,mac=XX:XX:XX:XX:XX:XX (repeatable)")
 	fs.StringVar(&f.console, "console", "serial", "guest console: serial (COM1, ttyS0) or virtio (virtio console, hvc0)")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
@@ -140,6 +142,12 @@ func run(f runFlags, command []string) (int, error) {
 		return 0, err
 	}
 	defer closeDisks()
+	nics, closeNICs, err := openNICs(f.nics)
+	if err != nil {
+		return 0, err
+	}
+	defer closeNICs()
+	virtio = append(virtio, nics...)
 
 	extra := f.cmdline
 	if f.verbose {

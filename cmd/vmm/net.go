@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	vnet "github.com/tracevisor/tracevisor/virtio/net"
+	"github.com/tracevisor/tracevisor/vmm"
+)
+
+// switchDir is where --net switch:NAME sockets live: $TRACEVISOR_SWITCH_DIR,
+// or the temporary directory.
+func switchDir() string {
+	if d := os.Getenv("TRACEVISOR_SWITCH_DIR"); d != "" {
+		return d
+	}
+	return os.TempDir()
+}
+
+// openNICs opens each --net BACKEND:NAME[,mac=MAC] as a virtio-net device:
+//
+//	tap:NAME     a host TAP interface (created if missing; needs root)
+//	switch:NAME  a virtual switch shared by every vmm on this host that
+//	             names it: the first listens on a unix socket and runs the
+//	             switch, later ones connect to it
+//
+// The returned function closes the devices and backends.
+func openNICs(specs []string) ([]vmm.VirtioDevice, func(), error) {
+	var devs []vmm.VirtioDevice
+	var closers []io.Closer
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i].Close()
+		}
+	}
+	for i, spec := range specs {
+		kind, rest, _ := strings.Cut(spec, ":")
+		name, opts, _ := strings.Cut(rest, ",")
+		mac := vnet.RandomMAC()
+		for _, o := range strings.Split(opts, ",") {
+			switch k, v, _ := strings.Cut(o, "="); {
+			case o == "":
+			case k == "mac":
+				m, err := parseMAC(v)
+				if err != nil {
+					closeAll()
+					return nil, nil, fmt.Errorf("--net %s: %w", spec, err)
+				}
+				mac = m
+			default:
+				closeAll()
+				return nil, nil, fmt.Errorf("--net %s: unknown option %q (want mac=XX:XX:XX:XX:XX:XX)", spec, o)
+			}
+		}
+		if name == "" || strings.ContainsAny(name, "/ ") {
+			closeAll()
+			return nil, nil, fmt.Errorf("--net %q: want tap:NAME or switch:NAME", spec)
+		}
+		var be vnet.Backend
+		var err error
+		switch kind {
+		case "tap":
+			be, err = vnet.OpenTAP(name)
+		case "switch":
+			be, err = joinSwitch(name, &closers)
+		default:
+			err = fmt.Errorf("unknown backend %q (want tap or switch)", kind)
+		}
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--net %s: %w", spec, err)
+		}
+		dev := vnet.New(mac, be)
+		closers = append(closers, be, dev)
+		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("net%d", i), Device: dev})
+	}
+	return devs, closeAll, nil
+}
+
+// joinSwitch returns a backend on the switch called name: a connection to
+// the vmm that runs it, or, when none does, a port of a switch this process
+// starts and serves on the socket.
+func joinSwitch(name string, closers *[]io.Closer) (vnet.Backend, error) {
+	path := filepath.Join(switchDir(), "tracevisor-switch-"+name+".sock")
+	if s, err := vnet.Dial(path); err == nil {
+		return s, nil
+	}
+	os.Remove(path) // a socket left by a vmm that is gone
+	l, err := vnet.Listen(path)
+	if err != nil {
+		return nil, err
+	}
+	sw := vnet.NewSwitch()
+	*closers = append(*closers, l, removeFile(path))
+	go func() {
+		for {
+			s, err := l.Accept()
+			if err != nil {
+				return
+			}
+			sw.Attach(s)
+		}
+	}()
+	return sw.Port(), nil
+}
+
+type removeFile string
+
+func (r removeFile) Close() error { return os.Remove(string(r)) }
+
+func parseMAC(s string) ([6]byte, error) {
+	var m [6]byte
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, errors.New("bad MAC address " + s)
+	}
+	for i, p := range parts {
+		var b byte
+		if _, err := fmt.Sscanf(p, "%02x", &b); err != nil || len(p) != 2 {
+			return m, errors.New("bad MAC address " + s)
+		}
+		m[i] = b
+	}
+	return m, nil
+}
