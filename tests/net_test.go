@@ -36,3 +36,40 @@ func TestTwoVMsOnASwitch(t *testing.T) {
 		t.Errorf("server guest: %s", server)
 	}
 }
+
+// TestTCPTransferAcrossASwitch moves 256 KiB of random data over TCP from
+// one guest to another through the switch, and compares checksums taken on
+// both sides.
+func TestTCPTransferAcrossASwitch(t *testing.T) {
+	t.Setenv("TRACEVISOR_SWITCH_DIR", t.TempDir())
+	need(t)
+	var wg sync.WaitGroup
+	var server result
+	var serverErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		server, serverErr = runVMM(t, "", "run", "--net", "switch:t1,mac=52:54:00:00:01:01", "--", "sh", "-c",
+			"ifconfig eth0 10.0.5.1 netmask 255.255.255.0 up && nc -l -p 5000 > /tmp/got && md5sum /tmp/got")
+	}()
+	time.Sleep(2 * time.Second)
+	client := vmm(t, "", "run", "--net", "switch:t1,mac=52:54:00:00:01:02", "--", "sh", "-c",
+		"ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up && dd if=/dev/urandom of=/tmp/data bs=1024 count=256 2>/dev/null && md5sum /tmp/data && "+
+			"i=0; until nc 10.0.5.1 5000 < /tmp/data; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done")
+	wg.Wait()
+	if serverErr != nil {
+		t.Fatal(serverErr)
+	}
+	sum := func(r result, file string) string {
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[1] == file {
+				return f[0]
+			}
+		}
+		return ""
+	}
+	sent, got := sum(client, "/tmp/data"), sum(server, "/tmp/got")
+	if client.code != 0 || server.code != 0 || sent == "" || sent != got {
+		t.Fatalf("sent md5 %q, received md5 %q\nclient: %s\nserver: %s", sent, got, client, server)
+	}
+}
