@@ -54,17 +54,45 @@ func (m *Machine) attachVirtio() error {
 	}
 	for i, vd := range m.cfg.Virtio {
 		base, irq := virtioSlot(i)
-		t := mmio.New(vd.Device, m.mem, func(level bool) {
-			if err := m.vm.IRQLine(irq, level); err != nil {
-				m.logf("%s: IRQ %d: %v", vd.Name, irq, err)
-			}
-		})
+		t := mmio.New(vd.Device, m.mem, m.virtioInterrupt(vd.Name, irq))
 		if err := m.mmio.Register(vd.Name, base, virtioMMIOSize, t); err != nil {
 			return err
 		}
 		m.notifyByEventfd(vd.Name, base, t)
 	}
 	return nil
+}
+
+// virtioInterrupt returns the interrupt-line callback of a transport on
+// ISA line irq. The MP table routes ISA lines as edge-triggered (the bus's
+// conforming default), so the line's rising edge is the interrupt: where
+// KVM offers irqfd, a write to it makes KVM pulse the line with no ioctl
+// from the VMM; otherwise KVM_IRQ_LINE follows the level.
+func (m *Machine) virtioInterrupt(name string, irq uint32) func(level bool) {
+	line := func(level bool) {
+		if err := m.vm.IRQLine(irq, level); err != nil {
+			m.logf("%s: IRQ %d: %v", name, irq, err)
+		}
+	}
+	if m.sys.CheckExtension(kvm.KVM_CAP_IRQFD) == 0 {
+		return line
+	}
+	fd, err := m.vm.IRQFD(irq)
+	if err != nil {
+		m.logf("%s: interrupts stay on KVM_IRQ_LINE: %v", name, err)
+		return line
+	}
+	f := os.NewFile(uintptr(fd), name+"-irqfd")
+	m.closers = append(m.closers, f)
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	return func(level bool) {
+		if !level {
+			return // KVM lowered the line after the pulse
+		}
+		if _, err := f.Write(one); err != nil {
+			m.logf("%s: irqfd: %v", name, err)
+		}
+	}
 }
 
 // notifyByEventfd lets KVM take the guest's QueueNotify writes itself: one

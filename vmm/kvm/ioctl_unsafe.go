@@ -12,7 +12,13 @@ const (
 	KVM_RUN                   = 0xAE80     // _IO(KVMIO, 0x80)
 	KVM_SET_IDENTITY_MAP_ADDR = 0x4008AE48 // _IOW(KVMIO, 0x48, __u64)
 	KVM_IOEVENTFD             = 0x4040AE79 // _IOW(KVMIO, 0x79, struct kvm_ioeventfd)
+	KVM_IRQFD                 = 0x4020AE76 // _IOW(KVMIO, 0x76, struct kvm_irqfd)
 )
+
+// irqfdIoctl issues KVM_IRQFD.
+func irqfdIoctl(vm uintptr, s *kvmIrqfd) error {
+	return ioctlPtr(vm, KVM_IRQFD, unsafe.Pointer(s))
+}
 
 // ioeventfdIoctl issues KVM_IOEVENTFD.
 func ioeventfdIoctl(vm uintptr, s *kvmIoeventfd) error {

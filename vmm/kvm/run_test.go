@@ -83,3 +83,9 @@ func TestKVMIoeventfdLayout(t *testing.T) {
 		t.Fatalf("struct kvm_ioeventfd is %d bytes, the kernel's is 64", n)
 	}
 }
+
+func TestKVMIrqfdLayout(t *testing.T) {
+	if n := binary.Size(kvmIrqfd{}); n != 32 {
+		t.Fatalf("struct kvm_irqfd is %d bytes, the kernel's is 32", n)
+	}
+}
