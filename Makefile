@@ -3,6 +3,7 @@
 #   make demo         build all, boot the guest, run a command in it
 #   make test         build all, run every test (unit + real-guest end-to-end)
 #   make bench-boot   median boot-to-init time over N boots, VMM RSS beyond guest RAM
+#   make bench-virtio virtio-blk throughput as a ratio to the host
 #   make guest-kernel / initramfs / vmm   the pieces
 
 BUILD ?= build
@@ -10,7 +11,7 @@ GO ?= go
 N ?= 5
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm guest-kernel initramfs demo test unit-test fuzz-short bench-boot clean
+.PHONY: all vmm guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
@@ -54,6 +55,9 @@ fuzz-short:
 
 bench-boot: all
 	$(GO) run ./cmd/bench boot -n $(N)
+
+bench-virtio: all
+	$(GO) run ./cmd/bench virtio
 
 clean:
 	rm -rf $(BUILD)

@@ -2,6 +2,8 @@
 //
 //	bench boot [-n N]   boot the project's guest N times: median boot-to-init
 //	                    time and the VMM's RSS beyond guest RAM
+//	bench virtio        virtio-blk read throughput in the guest, as a ratio
+//	                    to the host reading the same image in the same run
 //
 // Targets are printed beside the numbers; nothing here asserts them.
 package main
@@ -19,8 +21,15 @@ import (
 )
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "virtio" {
+		if err := benchVirtio(64); err != nil {
+			fmt.Fprintln(os.Stderr, "bench virtio:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "boot" {
-		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE]")
+		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio")
 		os.Exit(2)
 	}
 	fs := pflag.NewFlagSet("bench boot", pflag.ContinueOnError)

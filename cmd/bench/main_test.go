@@ -17,3 +17,14 @@ func TestStatistics(t *testing.T) {
 		t.Errorf("min/max = %v/%v", minOf(odd), maxOf(odd))
 	}
 }
+
+func TestBenchSeconds(t *testing.T) {
+	if s, err := benchSeconds("noise\r\nBENCH 21.50 23.75\n"); err != nil || s != 2.25 {
+		t.Errorf("benchSeconds = %v, %v", s, err)
+	}
+	for _, bad := range []string{"", "BENCH 5 4", "BENCH x y"} {
+		if _, err := benchSeconds(bad); err == nil {
+			t.Errorf("benchSeconds(%q) accepted", bad)
+		}
+	}
+}
