@@ -12,12 +12,6 @@ import (
 // VIRTIO_ID_BLOCK is the virtio device type of a block device.
 const VIRTIO_ID_BLOCK = 2
 
-// Ring feature bits the device supports (spec 6).
-const (
-	VIRTIO_RING_F_INDIRECT_DESC = 28
-	VIRTIO_RING_F_EVENT_IDX     = 29
-)
-
 // QueueSize is the size of the request queue.
 const QueueSize = 256
 
@@ -45,7 +39,7 @@ func (d *Device) DeviceID() uint32 { return VIRTIO_ID_BLOCK }
 
 // Features implements mmio.Device.
 func (d *Device) Features() uint64 {
-	return d.disk.Features() | 1<<VIRTIO_RING_F_INDIRECT_DESC | 1<<VIRTIO_RING_F_EVENT_IDX
+	return d.disk.Features() | 1<<queue.VIRTIO_RING_F_INDIRECT_DESC | 1<<queue.VIRTIO_RING_F_EVENT_IDX
 }
 
 // QueueMaxSizes implements mmio.Device.
@@ -72,15 +66,9 @@ func (d *Device) Activate(ctx mmio.ActivateContext) error {
 		return fmt.Errorf("virtio-blk: request queue not enabled")
 	}
 	c := ctx.Queues[0]
-	q := queue.New(QueueSize)
-	q.SetSize(c.Size)
-	q.SetDescAddr(c.Desc)
-	q.SetAvailAddr(c.Driver)
-	q.SetUsedAddr(c.Device)
-	q.SetEventIdx(ctx.Features&(1<<VIRTIO_RING_F_EVENT_IDX) != 0)
-	q.SetIndirect(ctx.Features&(1<<VIRTIO_RING_F_INDIRECT_DESC) != 0)
-	q.SetReady(true)
-	if err := q.Activate(ctx.Mem); err != nil {
+	q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
+		Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
+	if err != nil {
 		return err
 	}
 	d.mu.Lock()

@@ -78,13 +78,9 @@ func (d *Device) Activate(ctx mmio.ActivateContext) error {
 		if i >= len(qs) || !c.Ready {
 			continue
 		}
-		q := queue.New(QueueSize)
-		q.SetSize(c.Size)
-		q.SetDescAddr(c.Desc)
-		q.SetAvailAddr(c.Driver)
-		q.SetUsedAddr(c.Device)
-		q.SetReady(true)
-		if err := q.Activate(ctx.Mem); err != nil {
+		q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
+			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
+		if err != nil {
 			return err
 		}
 		qs[i] = q

@@ -16,13 +16,11 @@ import (
 // VIRTIO_ID_NET is the virtio device type of a network card.
 const VIRTIO_ID_NET = 1
 
-// Feature bits (spec 5.1.3, 6).
+// Feature bits (spec 5.1.3); the ring bits are queue's.
 const (
-	VIRTIO_NET_F_MAC            = 5
-	VIRTIO_NET_F_MRG_RXBUF      = 15 // not offered
-	VIRTIO_NET_F_STATUS         = 16
-	VIRTIO_RING_F_INDIRECT_DESC = 28
-	VIRTIO_RING_F_EVENT_IDX     = 29
+	VIRTIO_NET_F_MAC       = 5
+	VIRTIO_NET_F_MRG_RXBUF = 15 // not offered
+	VIRTIO_NET_F_STATUS    = 16
 )
 
 // VIRTIO_NET_S_LINK_UP is the link bit of the config status field.
@@ -165,7 +163,7 @@ func (d *Device) DeviceID() uint32 { return VIRTIO_ID_NET }
 // Features implements mmio.Device.
 func (d *Device) Features() uint64 {
 	return 1<<VIRTIO_NET_F_MAC | 1<<VIRTIO_NET_F_STATUS |
-		1<<VIRTIO_RING_F_INDIRECT_DESC | 1<<VIRTIO_RING_F_EVENT_IDX
+		1<<queue.VIRTIO_RING_F_INDIRECT_DESC | 1<<queue.VIRTIO_RING_F_EVENT_IDX
 }
 
 // QueueMaxSizes implements mmio.Device.
@@ -201,15 +199,9 @@ func (d *Device) Activate(ctx mmio.ActivateContext) error {
 		if i >= len(qs) || !c.Ready {
 			continue
 		}
-		q := queue.New(QueueSize)
-		q.SetSize(c.Size)
-		q.SetDescAddr(c.Desc)
-		q.SetAvailAddr(c.Driver)
-		q.SetUsedAddr(c.Device)
-		q.SetEventIdx(ctx.Features&(1<<VIRTIO_RING_F_EVENT_IDX) != 0)
-		q.SetIndirect(ctx.Features&(1<<VIRTIO_RING_F_INDIRECT_DESC) != 0)
-		q.SetReady(true)
-		if err := q.Activate(ctx.Mem); err != nil {
+		q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
+			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
+		if err != nil {
 			return fmt.Errorf("virtio-net: queue %d: %w", i, err)
 		}
 		qs[i] = q

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/virtio/queue"
 )
 
-const allFeatures = 1<<VIRTIO_NET_F_MAC | 1<<VIRTIO_NET_F_STATUS | 1<<VIRTIO_RING_F_EVENT_IDX | 1<<VIRTIO_RING_F_INDIRECT_DESC
+const allFeatures = 1<<VIRTIO_NET_F_MAC | 1<<VIRTIO_NET_F_STATUS | 1<<queue.VIRTIO_RING_F_EVENT_IDX | 1<<queue.VIRTIO_RING_F_INDIRECT_DESC
 
 var (
 	bcast = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -22,7 +24,7 @@ func TestIdentityAndConfig(t *testing.T) {
 		t.Errorf("DeviceID = %d", d.DeviceID())
 	}
 	f := d.Features()
-	for _, b := range []int{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_RING_F_EVENT_IDX} {
+	for _, b := range []int{VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, queue.VIRTIO_RING_F_EVENT_IDX} {
 		if f&(1<<b) == 0 {
 			t.Errorf("feature %d not offered", b)
 		}
