@@ -37,8 +37,8 @@ type devices struct {
 // attachDevices creates the legacy devices and the debug device and
 // registers them on the buses.
 func (m *Machine) attachDevices() (*devices, error) {
-	d := &devices{m: m, console: &m.tap}
-	d.uart = uart.New(d.console, func(level bool) {
+	d := &devices{m: m}
+	d.uart = uart.New(&m.tap, func(level bool) {
 		if err := m.vm.IRQLine(com1IRQ, level); err != nil {
 			m.logf("COM1 IRQ %d: %v", com1IRQ, err)
 		}
@@ -53,11 +53,8 @@ func (m *Machine) attachDevices() (*devices, error) {
 	kbd := i8042.New(func() { m.end(m.refine(Ending{Kind: EndReset, Reason: "guest reset (i8042 reset pulse)"})) })
 	dbg := debugport.New(debugport.Callbacks{
 		Event: func(ev debugport.Event, t time.Time) {
-			switch ev {
-			case debugport.EventInitStart:
+			if ev == debugport.EventInitStart { // the boot timer; CMD_START is not used yet
 				m.events.recordInit(t)
-			case debugport.EventCmdStart:
-				m.events.recordCmd(t)
 			}
 		},
 		ExitStatus: func(status uint32) { m.events.recordStatus(int(status)) },

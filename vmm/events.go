@@ -10,8 +10,6 @@ type eventLog struct {
 	mu       sync.Mutex
 	init     time.Time
 	hasInit  bool
-	cmd      time.Time
-	hasCmd   bool
 	exitCode *int
 }
 
@@ -20,14 +18,6 @@ func (e *eventLog) recordInit(t time.Time) {
 	defer e.mu.Unlock()
 	if !e.hasInit {
 		e.init, e.hasInit = t, true
-	}
-}
-
-func (e *eventLog) recordCmd(t time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.hasCmd {
-		e.cmd, e.hasCmd = t, true
 	}
 }
 

@@ -148,8 +148,11 @@ func (m *Machine) build() error {
 		m.console = vconsole.New(&m.tap)
 		m.cfg.Virtio = append([]VirtioDevice{{Name: "console", Device: m.console}}, m.cfg.Virtio...)
 	}
+	if len(m.cfg.Virtio) > MaxVirtioDevices {
+		return fmt.Errorf("%d virtio devices: at most %d", len(m.cfg.Virtio), MaxVirtioDevices)
+	}
 	extra := m.cfg.Cmdline
-	if v := virtioCmdline(min(len(m.cfg.Virtio), MaxVirtioDevices)); len(v) > 0 {
+	if v := virtioCmdline(len(m.cfg.Virtio)); len(v) > 0 {
 		extra = strings.Join(append(v, extra), " ")
 	}
 	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), console, extra)

@@ -46,12 +46,10 @@ func virtioCmdline(n int) []string {
 	return params
 }
 
-// attachVirtio puts each configured device behind a transport on the MMIO
-// bus, wired to its interrupt line.
+// attachVirtio puts each configured device (at most MaxVirtioDevices, as
+// build checked) behind a transport on the MMIO bus, wired to its
+// interrupt line.
 func (m *Machine) attachVirtio() error {
-	if len(m.cfg.Virtio) > MaxVirtioDevices {
-		return fmt.Errorf("%d virtio devices: at most %d", len(m.cfg.Virtio), MaxVirtioDevices)
-	}
 	for i, vd := range m.cfg.Virtio {
 		base, irq := virtioSlot(i)
 		t := mmio.New(vd.Device, m.mem, m.virtioInterrupt(vd.Name, irq))

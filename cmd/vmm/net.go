@@ -75,7 +75,7 @@ func openNICs(specs []string) ([]vmm.VirtioDevice, func(), error) {
 			return nil, nil, fmt.Errorf("--net %s: %w", spec, err)
 		}
 		dev := vnet.New(mac, be)
-		closers = append(closers, be, dev)
+		closers = append(closers, dev) // closes be too
 		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("net%d", i), Device: dev})
 	}
 	return devs, closeAll, nil

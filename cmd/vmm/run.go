@@ -186,7 +186,6 @@ func run(f runFlags, command []string) (int, error) {
 			}
 			defer restore()
 		}
-		defer func() { in.machine = nil }()
 	}
 	m, err := vmm.New(cfg)
 	if err != nil {
@@ -201,7 +200,7 @@ func run(f runFlags, command []string) (int, error) {
 		fmt.Fprintf(os.Stderr, "vmm: host profile %s; kernel command line: %s\n", profile, m.Cmdline())
 	}
 	if r, ok := cfg.ConsoleIn.(*escapeReader); ok {
-		r.machine = m
+		r.machine.Store(m)
 	}
 	stopOnSignals(m)
 

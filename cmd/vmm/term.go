@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tracevisor/tracevisor/vmm"
 	"golang.org/x/sys/unix"
@@ -44,9 +45,11 @@ func makeRaw(f *os.File) (func(), error) {
 const escapeCtrlA = 0x01
 
 // escapeReader passes terminal input to the guest and watches for Ctrl-A x.
+// machine is set once the VM exists; the input goroutine, already running
+// by then, reads it.
 type escapeReader struct {
 	r       io.Reader
-	machine *vmm.Machine
+	machine atomic.Pointer[vmm.Machine]
 	pending bool
 }
 
@@ -56,8 +59,8 @@ func (e *escapeReader) Read(p []byte) (int, error) {
 	for _, b := range p[:n] {
 		switch {
 		case e.pending && b == 'x':
-			if e.machine != nil {
-				e.machine.Stop("stopped from the console (Ctrl-A x)")
+			if m := e.machine.Load(); m != nil {
+				m.Stop("stopped from the console (Ctrl-A x)")
 			}
 			e.pending = false
 		case e.pending:
