@@ -68,9 +68,7 @@ func vmm(t *testing.T, stdin string, args ...string) result {
 // runVMM is vmm for goroutines other than the test's: it returns failures
 // instead of ending the test.
 func runVMM(t *testing.T, stdin string, args ...string) (result, error) {
-	bin := need(t)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
+	cmd := vmmCommand(t, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
@@ -91,25 +89,38 @@ func runVMM(t *testing.T, stdin string, args ...string) (result, error) {
 		return result{}, fmt.Errorf("vmm %v did not finish in 8 minutes\nstdout:\n%s\nstderr:\n%s", args, out.String(), errb.String())
 	}
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
+	if r.code, err = exitCode(err); err != nil {
 		return result{}, err
 	}
 	t.Logf("vmm %s -> exit %d in %.1fs", strings.Join(args, " "), r.code, r.elapsed.Seconds())
 	return r, nil
 }
 
+// vmmCommand is the vmm binary with args, pointed at the build directory.
+func vmmCommand(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(need(t), args...)
+	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
+	return cmd
+}
+
+// exitCode turns cmd.Wait's error into the process's exit code; any other
+// failure is returned.
+func exitCode(err error) (int, error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
 // vmmInteractive runs `vmm run` with no command and types input once the
 // console shows prompt.
 func vmmInteractive(t *testing.T, prompt, input string, runFlags ...string) result {
 	t.Helper()
-	bin := need(t)
-	cmd := exec.Command(bin, append([]string{"run"}, runFlags...)...)
-	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
+	cmd := vmmCommand(t, append([]string{"run"}, runFlags...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -140,10 +151,7 @@ func vmmInteractive(t *testing.T, prompt, input string, runFlags ...string) resu
 		t.Fatalf("vmm did not end after the input\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	}
 	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
+	if r.code, err = exitCode(err); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("vmm run (interactive) -> exit %d in %.1fs", r.code, r.elapsed.Seconds())
