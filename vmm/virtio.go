@@ -29,6 +29,12 @@ type VirtioDevice struct {
 	Name string
 	// Device is the virtio device behind the transport.
 	Device mmio.Device
+	// NotifyOnVCPU keeps the guest's queue notifications on the MMIO exit
+	// path: the vCPU that notified handles it before it runs on, so the
+	// device has the buffers before the guest can do anything else (the
+	// probe device: an event is in the VMM before the guest can power off).
+	// Otherwise notifications go through ioeventfd where KVM offers it.
+	NotifyOnVCPU bool
 }
 
 // virtioSlot is where device i of the machine lives.
@@ -56,7 +62,9 @@ func (m *Machine) attachVirtio() error {
 		if err := m.mmio.Register(vd.Name, base, virtioMMIOSize, t); err != nil {
 			return err
 		}
-		m.notifyByEventfd(vd.Name, base, t)
+		if !vd.NotifyOnVCPU {
+			m.notifyByEventfd(vd.Name, base, t)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 // Command vmm is tracevisor's virtual machine monitor.
 //
 //	vmm run [flags] [-- CMD ARGS...]   boot a guest; run CMD in it or open a shell
+//	vmm probe COMMAND --api SOCKET     attach, detach, list probes in a running guest
+//	vmm inject KIND --api SOCKET       cause a fault in a running guest
 //	vmm doctor                         show what KVM offers and which host profile applies
 //
 // Run `vmm help` or `vmm COMMAND --help` for details.
@@ -18,6 +20,10 @@ Usage:
                                        guest's busybox shell, stream its output,
                                        power off and exit with CMD's status;
                                        without, open an interactive guest shell
+  vmm probe COMMAND --api SOCKET       attach, detach and list kprobes in a
+                                       running guest; stream its events
+  vmm inject KIND --api SOCKET         cause a fault in a running guest
+                                       (signal, oom, panic, hang)
   vmm doctor                           print what /dev/kvm offers and which host
                                        profile (hardware or emulated) applies
   vmm help                             this text
@@ -46,6 +52,10 @@ func dispatch(args []string) int {
 		return runCmd(args[1:])
 	case "doctor":
 		return doctorCmd(args[1:])
+	case "probe":
+		return probeCmd(args[1:])
+	case "inject":
+		return injectCmd(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -27,6 +27,9 @@ Ctrl-A x to stop the guest from the host.
   vmm run -- false                     exits 1
   vmm run --cpus 2 --mem 512M          interactive shell on a 2-vCPU guest
   vmm run --disk img -- md5sum /dev/vda   a raw image as a virtio-blk disk
+  vmm run --probe catalogue:signal --events ev.jsonl -- sh -c 'sleep 30 & kill $!'
+                                       every signal sent in the guest, seen
+                                       by a kprobe, as JSON lines in ev.jsonl
 
 Flags:
 %s
@@ -50,6 +53,8 @@ type runFlags struct {
 	disks                              []string
 	nics                               []string
 	console                            string
+	probes                             []string
+	events, api                        string
 }
 
 func runCmd(args []string) int {
@@ -64,6 +69,9 @@ func runCmd(args []string) int {
 	fs.StringArrayVar(&f.disks, "disk", nil, "raw disk image PATH[,ro] as a virtio-blk device (repeatable: /dev/vda, /dev/vdb, ...)")
 	fs.StringArrayVar(&f.nics, "net", nil, "virtio-net NIC: tap:NAME or switch:NAME (vmm processes naming one switch share it), with ,mac=XX:XX:XX:XX:XX:XX (repeatable)")
 	fs.StringVar(&f.console, "console", "serial", "guest console: serial (COM1, ttyS0) or virtio (virtio console, hvc0)")
+	fs.StringArrayVar(&f.probes, "probe", nil, "arm a probe before user space starts: catalogue:NAME[:comm=SERVICE] or 'p:NAME SYMBOL[+OFF] [ARG=%REG ...] [FILTER ...]' (repeatable; see 'vmm probe --help')")
+	fs.StringVar(&f.events, "events", "", "write every probe event to this file, one JSON object a line")
+	fs.StringVar(&f.api, "api", "", "serve the control API on this unix socket ('vmm probe', 'vmm inject')")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
@@ -148,6 +156,12 @@ func run(f runFlags, command []string) (int, error) {
 	}
 	defer closeNICs()
 	virtio = append(virtio, nics...)
+	probes, err := newProbing(f.probes, f.events)
+	if err != nil {
+		return 0, err
+	}
+	virtio = append(virtio, probes.device())
+	defer probes.stop()
 
 	extra := f.cmdline
 	if f.verbose {
@@ -202,9 +216,15 @@ func run(f runFlags, command []string) (int, error) {
 	if r, ok := cfg.ConsoleIn.(*escapeReader); ok {
 		r.machine.Store(m)
 	}
+	if err := probes.start(m, f.api); err != nil {
+		return 0, err
+	}
 	stopOnSignals(m)
 
 	ending := m.Run()
+	if err := probes.stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "vmm: %v\n", err)
+	}
 	if restore != nil {
 		restore()
 		restore = nil

@@ -81,13 +81,18 @@ func (vm *VM) IRQLine(irq uint32, high bool) error {
 	return retry(func() error { return gokvm.IRQLineStatus(vm.fd, irq, level) })
 }
 
-// ClockNS returns the guest's kvmclock in nanoseconds (KVM_GET_CLOCK).
-func (vm *VM) ClockNS() (uint64, error) {
+// clockRealtime is KVM_CLOCK_REALTIME: KVM_GET_CLOCK filled Realtime.
+const clockRealtime = 1 << 2
+
+// Clock returns the guest's kvmclock in nanoseconds (KVM_GET_CLOCK) and,
+// where KVM reports it (KVM_CLOCK_REALTIME), the host's CLOCK_REALTIME
+// read at the same instant.
+func (vm *VM) Clock() (kvmclock, realtime uint64, hasRealtime bool, err error) {
 	var cd gokvm.ClockData
 	if err := retry(func() error { return gokvm.GetClock(vm.fd, &cd) }); err != nil {
-		return 0, fmt.Errorf("KVM_GET_CLOCK: %w", err)
+		return 0, 0, false, fmt.Errorf("KVM_GET_CLOCK: %w", err)
 	}
-	return cd.Clock, nil
+	return cd.Clock, cd.Realtime, cd.Flags&clockRealtime != 0, nil
 }
 
 // CreateVCPU creates vCPU id and maps its kvm_run page.

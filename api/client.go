@@ -1,0 +1,72 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/tracevisor/tracevisor/probe"
+)
+
+// Client talks to a running vmm's API socket.
+type Client struct {
+	c  net.Conn
+	in *bufio.Scanner
+}
+
+// Dial connects to the API socket at path.
+func Dial(path string) (*Client, error) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api: is a vmm running with --api %s? %w", path, err)
+	}
+	in := bufio.NewScanner(c)
+	in.Buffer(make([]byte, 64<<10), 16<<20)
+	return &Client{c: c, in: in}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+// Call sends one request and returns its response; a response carrying an
+// error is returned with that error.
+func (c *Client) Call(req Request) (Response, error) {
+	if err := json.NewEncoder(c.c).Encode(req); err != nil {
+		return Response{}, err
+	}
+	if !c.in.Scan() {
+		if err := c.in.Err(); err != nil {
+			return Response{}, err
+		}
+		return Response{}, errors.New("api: vmm closed the connection")
+	}
+	var r Response
+	if err := json.Unmarshal(c.in.Bytes(), &r); err != nil {
+		return Response{}, fmt.Errorf("api: bad response: %w", err)
+	}
+	if r.Error != "" {
+		return r, errors.New(r.Error)
+	}
+	return r, nil
+}
+
+// Events turns the connection into an event stream and calls fn for each
+// event until fn returns false, the connection ends or an event fails to
+// decode. Raw is each event's JSON line as the server wrote it.
+func (c *Client) Events(fn func(e probe.Event, raw []byte) bool) error {
+	if err := json.NewEncoder(c.c).Encode(Request{Op: OpEvents}); err != nil {
+		return err
+	}
+	for c.in.Scan() {
+		var e probe.Event
+		if err := json.Unmarshal(c.in.Bytes(), &e); err != nil {
+			return fmt.Errorf("api: bad event: %w", err)
+		}
+		if !fn(e, c.in.Bytes()) {
+			return nil
+		}
+	}
+	return c.in.Err()
+}

@@ -1,0 +1,47 @@
+// Package api is vmm's control API: a unix stream socket a running `vmm
+// run --api PATH` listens on, served from the probe host (the action
+// layer). `vmm probe ...` and `vmm inject ...` are its clients; so is any
+// program that writes the JSON below.
+//
+// Protocol: the client writes one Request as a JSON object on one line;
+// the server answers with one Response line. Several requests may follow
+// on one connection. The "events" request instead turns the connection
+// into a stream of probe events, one JSON object a line, until either side
+// closes it.
+package api
+
+import "github.com/tracevisor/tracevisor/probe"
+
+// Operations a Request may ask for.
+const (
+	OpAttach = "attach" // Spec: arm the probes it names; Response.IDs
+	OpDetach = "detach" // ID: disarm one probe
+	OpList   = "list"   // Response.Probes and Response.Host
+	OpInject = "inject" // Inject: cause a fault in the guest
+	OpEvents = "events" // stream events
+)
+
+// Request is one call.
+type Request struct {
+	Op     string     `json:"op"`
+	Spec   string     `json:"spec,omitempty"`
+	ID     uint32     `json:"id,omitempty"`
+	Inject *Injection `json:"inject,omitempty"`
+}
+
+// Injection names a fault: Kind is signal, oom, panic or hang.
+type Injection struct {
+	Kind    string `json:"kind"`
+	Comm    string `json:"comm,omitempty"`    // signal: processes named so
+	Signal  int    `json:"signal,omitempty"`  // signal: its number
+	CPU     int    `json:"cpu,omitempty"`     // hang: which CPU
+	Seconds int    `json:"seconds,omitempty"` // hang: how long
+}
+
+// Response answers a Request. Error is empty on success.
+type Response struct {
+	Error  string           `json:"error,omitempty"`
+	IDs    []uint32         `json:"ids,omitempty"`
+	Probes []probe.Status   `json:"probes,omitempty"`
+	Host   *probe.HostStats `json:"host,omitempty"`
+}

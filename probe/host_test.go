@@ -1,0 +1,248 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tracevisor/tracevisor/probe/wire"
+)
+
+// fakeGuest plays the guest driver: it decodes each command the host sends
+// and answers as the C driver does.
+type fakeGuest struct {
+	t *testing.T
+	h *Host
+
+	mu      sync.Mutex
+	armed   map[uint32]wire.Attach
+	refuse  syscall.Errno // answer every attach with this, when set
+	silent  bool          // answer nothing
+	injects []wire.Inject
+}
+
+func newFakeGuest(t *testing.T) (*fakeGuest, *Host) {
+	g := &fakeGuest{t: t, armed: map[uint32]wire.Attach{}}
+	g.h = NewHost(g, fixedClock(1000), nil)
+	t.Cleanup(g.h.Close)
+	return g, g.h
+}
+
+type fixedClock int64
+
+func (c fixedClock) HostNS(guest uint64) (int64, bool) { return int64(guest) + int64(c), true }
+
+func (g *fakeGuest) send(m interface{ MarshalBinary() ([]byte, error) }) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		g.t.Errorf("fake guest: %v", err)
+		return
+	}
+	g.h.Receive(b, 5000)
+}
+
+func (g *fakeGuest) Send(cmd []byte) error {
+	m, err := wire.Decode(cmd)
+	if err != nil {
+		g.t.Errorf("host sent a malformed command: %v", err)
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.silent {
+		return nil
+	}
+	switch c := m.(type) {
+	case wire.Attach:
+		if g.refuse != 0 {
+			g.send(wire.Reply{Seq: c.Seq, Status: -int32(g.refuse), ID: c.ID})
+			return nil
+		}
+		g.armed[c.ID] = c
+		g.send(wire.Reply{Seq: c.Seq, ID: c.ID})
+	case wire.Detach:
+		status := int32(0)
+		if _, ok := g.armed[c.ID]; !ok {
+			status = -int32(syscall.ENOENT)
+		}
+		delete(g.armed, c.ID)
+		g.send(wire.Reply{Seq: c.Seq, Status: status, ID: c.ID})
+	case wire.StatsRequest:
+		var all []wire.Stat
+		for id, a := range g.armed {
+			all = append(all, wire.Stat{ID: id, Kind: a.Kind, Class: a.Class, Hits: 3, Delivered: 2, Dropped: 1})
+		}
+		for len(all) > wire.StatsPerMsg {
+			g.send(wire.Stats{Seq: c.Seq, Entries: all[:wire.StatsPerMsg]})
+			all = all[wire.StatsPerMsg:]
+		}
+		g.send(wire.Stats{Seq: c.Seq, Last: true, Entries: all})
+	case wire.Inject:
+		g.injects = append(g.injects, c)
+		g.send(wire.Reply{Seq: c.Seq})
+	}
+	return nil
+}
+
+func mustSpec(t *testing.T, s string) Spec {
+	t.Helper()
+	sp, err := ParseSpec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestAttachListDetach(t *testing.T) {
+	g, h := newFakeGuest(t)
+	var ids []uint32
+	for i := 0; i < 6; i++ { // more than one stats message's worth
+		id, err := h.Attach(ctx(t), mustSpec(t, "p:sig send_signal_locked sig=%di class:signal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if len(g.armed) != 6 || g.armed[ids[0]].Symbol != "send_signal_locked" {
+		t.Fatalf("guest armed %+v", g.armed)
+	}
+	list, err := h.List(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 6 || list[0].ID != ids[0] || list[0].Hits != 3 || list[0].Dropped != 1 || list[0].State != "armed" || list[0].Name != "sig" {
+		t.Fatalf("list %+v", list)
+	}
+	if err := h.Detach(ctx(t), ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.armed[ids[0]]; ok {
+		t.Error("detach left the probe armed in the guest")
+	}
+	if err := h.Detach(ctx(t), ids[0]); err == nil {
+		t.Error("detaching a detached probe succeeded")
+	}
+	if list, _ := h.List(ctx(t)); len(list) != 5 {
+		t.Errorf("after detach, %d probes listed", len(list))
+	}
+}
+
+func TestGuestRefusalIsAnErrno(t *testing.T) {
+	g, h := newFakeGuest(t)
+	g.refuse = syscall.ENOENT
+	_, err := h.Attach(ctx(t), mustSpec(t, "p:x no_such_symbol"))
+	var ge *GuestError
+	if !errors.As(err, &ge) || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("want a GuestError wrapping ENOENT, got %v", err)
+	}
+	if list, _ := h.List(ctx(t)); len(list) != 0 {
+		t.Errorf("a refused probe is listed: %+v", list)
+	}
+}
+
+func TestPreloadedRefusalIsRemembered(t *testing.T) {
+	g, h := newFakeGuest(t)
+	g.refuse = syscall.EINVAL
+	if _, err := h.Preload(mustSpec(t, "p:x bad")); err != nil {
+		t.Fatal(err)
+	}
+	h.Drain()
+	if list, _ := h.List(ctx(t)); len(list) != 0 {
+		t.Errorf("a refused boot probe is listed as attached: %+v", list)
+	}
+}
+
+func TestNoAnswerTimesOut(t *testing.T) {
+	g, h := newFakeGuest(t)
+	g.silent = true
+	c, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.Attach(c, mustSpec(t, "p:x do_exit")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want a deadline error, got %v", err)
+	}
+}
+
+func TestEventsAreDecodedNamedAndMapped(t *testing.T) {
+	g, h := newFakeGuest(t)
+	sub := h.Subscribe(8)
+	id, err := h.Attach(ctx(t), mustSpec(t, "p:kill send_signal_locked sig=%di task=%dx class:signal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.send(wire.Event{Probe: id, Class: wire.ClassSignal, CPU: 1, GuestNS: 7, PID: 42, TID: 43,
+		Comm: "sleep", Args: []uint64{15, 0xffff888000001000, 0, 0, 0, 0}, Sig: 15, OtherPID: 40, OtherComm: "sh", Dropped: 2})
+	e := <-sub.C
+	if e.Probe != "kill" || e.Class != "signal" || e.Comm != "sleep" || e.PID != 42 || e.CPU != 1 {
+		t.Fatalf("event %+v", e)
+	}
+	if e.GuestNS != 7 || e.HostNS != 1007 || e.ReceivedNS != 5000 || e.DecodedNS == 0 {
+		t.Errorf("times: guest %d host %d received %d decoded %d", e.GuestNS, e.HostNS, e.ReceivedNS, e.DecodedNS)
+	}
+	if e.Args["sig"] != 15 || e.Args["task"] != 0xffff888000001000 || len(e.Args) != 2 {
+		t.Errorf("args %v", e.Args)
+	}
+	if e.Fields["sig"] != uint32(15) || e.Fields["sender_pid"] != uint32(40) || e.Fields["sender_comm"] != "sh" {
+		t.Errorf("class fields %v", e.Fields)
+	}
+	if st := h.Stats(); st.Events != 1 || st.GuestDrops != 2 {
+		t.Errorf("host stats %+v", st)
+	}
+}
+
+func TestEventJSONRoundTrip(t *testing.T) {
+	in := Event{Probe: "exit", ProbeID: 3, Class: "exit", PID: 9, Comm: "httpd", GuestNS: 1, HostNS: 2,
+		ReceivedNS: 3, DecodedNS: 4, Fields: map[string]any{"code": uint64(15), "signal": uint64(15), "status": uint64(0)}}
+	b, err := in.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"probe":"exit","probe_id":3,"class":"exit","pid":9,"tid":0,"comm":"httpd","cpu":0,"guest_ns":1,"host_ns":2,"received_ns":3,"decoded_ns":4,"code":15,"signal":15,"status":0}`
+	if string(b) != want {
+		t.Fatalf("JSON\n got %s\nwant %s", b, want)
+	}
+	var out Event
+	if err := out.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if out.Comm != "httpd" || out.Fields["code"] != uint64(15) || len(out.Fields) != 3 {
+		t.Errorf("round trip: %+v", out)
+	}
+}
+
+func TestMalformedAndSlowSubscribersAreCounted(t *testing.T) {
+	g, h := newFakeGuest(t)
+	sub := h.Subscribe(1)
+	h.Receive([]byte{0x83, 0, 3, 0}, 1) // an event type with a bad length
+	for i := 0; i < 3; i++ {
+		g.send(wire.Event{Probe: 9, Class: wire.ClassGeneric, Args: make([]uint64, wire.MaxArgs)})
+	}
+	h.Drain()
+	if st := h.Stats(); st.Malformed != 1 || st.Events != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	if sub.Dropped() != 2 {
+		t.Errorf("slow subscriber dropped %d, want 2", sub.Dropped())
+	}
+}
+
+func TestInjectSendsTheFault(t *testing.T) {
+	g, h := newFakeGuest(t)
+	if err := h.Inject(ctx(t), Injection{Kind: wire.InjectHang, CPU: 1, Seconds: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Inject(ctx(t), Injection{Kind: wire.InjectSignal, Comm: "httpd", Signal: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.injects) != 2 || g.injects[0].Arg != 1 || g.injects[0].Arg2 != 5 || g.injects[1].Comm != "httpd" || g.injects[1].Arg != 9 {
+		t.Errorf("injects %+v", g.injects)
+	}
+}

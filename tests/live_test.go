@@ -1,0 +1,170 @@
+package tests
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/probe"
+)
+
+// liveGuest is a guest that keeps running while a test drives it through
+// vmm's API socket and watches its probe events.
+type liveGuest struct {
+	t    *testing.T
+	sock string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+
+	mu     sync.Mutex
+	events []probe.Event
+	seen   chan struct{} // pinged at each event
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// startLiveGuest boots `vmm run --api SOCK runFlags...` and waits until
+// the guest's probe driver answers; cleanup kills what is left of it.
+func startLiveGuest(t *testing.T, runFlags ...string) *liveGuest {
+	t.Helper()
+	g := &liveGuest{t: t, sock: filepath.Join(t.TempDir(), "vm.sock"), out: &syncBuffer{},
+		done: make(chan error, 1), seen: make(chan struct{}, 1)}
+	g.cmd = vmmCommand(t, append([]string{"run", "--api", g.sock}, runFlags...)...)
+	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.done <- g.cmd.Wait() }()
+	t.Cleanup(func() {
+		g.cmd.Process.Kill()
+		<-g.done
+		t.Logf("guest output:\n%s", g.out.String())
+	})
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		c, err := api.Dial(g.sock)
+		if err == nil {
+			_, err = c.Call(api.Request{Op: api.OpList})
+			c.Close()
+			if err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest's probe driver did not answer in 5 minutes: %v", err)
+		}
+		select {
+		case err := <-g.done:
+			t.Fatalf("vmm ended before its probe driver answered (%v)", err)
+		case <-time.After(time.Second):
+		}
+	}
+	go g.collect()
+	return g
+}
+
+// collect streams events from the API into g.events.
+func (g *liveGuest) collect() {
+	c, err := api.Dial(g.sock)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.Events(func(e probe.Event, _ []byte) bool {
+		g.mu.Lock()
+		g.events = append(g.events, e)
+		g.mu.Unlock()
+		select {
+		case g.seen <- struct{}{}:
+		default:
+		}
+		return true
+	})
+}
+
+// call makes one API request, failing the test on an error.
+func (g *liveGuest) call(req api.Request) api.Response {
+	g.t.Helper()
+	r, err := g.callErr(req)
+	if err != nil {
+		g.t.Fatalf("%s: %v", req.Op, err)
+	}
+	return r
+}
+
+func (g *liveGuest) callErr(req api.Request) (api.Response, error) {
+	c, err := api.Dial(g.sock)
+	if err != nil {
+		return api.Response{}, err
+	}
+	defer c.Close()
+	return c.Call(req)
+}
+
+// mark returns how many events arrived so far: waitEvent after it looks
+// only at later ones.
+func (g *liveGuest) mark() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.events)
+}
+
+// waitEvent returns the first event after mark that match accepts.
+func (g *liveGuest) waitEvent(mark int, what string, match func(probe.Event) bool) probe.Event {
+	g.t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for {
+		g.mu.Lock()
+		for _, e := range g.events[mark:] {
+			if match(e) {
+				g.mu.Unlock()
+				return e
+			}
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.seen:
+		case <-time.After(time.Second):
+		case err := <-g.done:
+			g.done <- err
+			g.t.Fatalf("vmm ended (%v) before %s", err, what)
+		case <-deadline:
+			g.t.Fatalf("no %s in 2 minutes; events: %+v", what, g.since(mark))
+		}
+	}
+}
+
+// since returns the events after mark.
+func (g *liveGuest) since(mark int) []probe.Event {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]probe.Event(nil), g.events[mark:]...)
+}
+
+// wait waits for vmm to end and returns its exit code.
+func (g *liveGuest) wait() int {
+	g.t.Helper()
+	select {
+	case err := <-g.done:
+		g.done <- err
+		code, err := exitCode(err)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		return code
+	case <-time.After(3 * time.Minute):
+		g.t.Fatal("vmm did not end in 3 minutes")
+	}
+	return 0
+}

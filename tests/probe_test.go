@@ -1,0 +1,270 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/probe"
+)
+
+// readEvents parses an --events file.
+func readEvents(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var evs []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("events file line %q: %v", sc.Text(), err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func num(e map[string]any, k string) float64 { v, _ := e[k].(float64); return v }
+
+// The issue's acceptance run: a catalogue probe armed from the command
+// line, before user space, sees a kill in the guest.
+func TestSignalProbeSeesKill(t *testing.T) {
+	t.Parallel()
+	ev := filepath.Join(t.TempDir(), "ev.jsonl")
+	r := vmm(t, "", "run", "--probe", "catalogue:signal", "--events", ev, "--",
+		"sh", "-c", "sleep 30 & echo victim=$!; kill -TERM $!; wait")
+	if r.code != 0 {
+		t.Fatalf("want exit 0: %s", r)
+	}
+	m := regexp.MustCompile(`victim=(\d+)`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("the guest did not print the victim's pid: %s", r)
+	}
+	victim, _ := strconv.Atoi(m[1])
+	var found map[string]any
+	evs := readEvents(t, ev)
+	for _, e := range evs {
+		if e["class"] == "signal" && num(e, "sig") == 15 && e["comm"] == "sleep" {
+			found = e
+		}
+	}
+	if found == nil {
+		t.Fatalf("no signal event with sig 15 and comm sleep among %d events: %v", len(evs), evs)
+	}
+	if found["probe"] != "signal" || int(num(found, "pid")) != victim || found["sender_comm"] != "sh" {
+		t.Errorf("want probe signal, pid %d, sender sh: %v", victim, found)
+	}
+	for _, k := range []string{"guest_ns", "host_ns", "received_ns", "decoded_ns"} {
+		if num(found, k) == 0 {
+			t.Errorf("event has no %s: %v", k, found)
+		}
+	}
+	if _, ok := found["cpu"]; !ok {
+		t.Errorf("event has no cpu: %v", found)
+	}
+}
+
+func TestBadProbeSpecFailsBeforeBoot(t *testing.T) {
+	t.Parallel()
+	r := vmm(t, "", "run", "--probe", "p:x some_symbol arg=%zz", "--", "true")
+	if r.code != 1 || !strings.Contains(r.stderr, "--probe") || !strings.Contains(r.stderr, "zz") {
+		t.Fatalf("want exit 1 naming the bad register: %s", r)
+	}
+	r = vmm(t, "", "run", "--probe", "catalogue:nosuch", "--", "true")
+	if r.code != 1 || !strings.Contains(r.stderr, "nosuch") {
+		t.Fatalf("want exit 1 naming the unknown catalogue entry: %s", r)
+	}
+}
+
+// A service script for the live guest: httpd (busybox) respawned by a
+// supervisor as the OOM killer's preferred victim, and a main loop that
+// runs a read storm each time its sleep is killed.
+const liveScript = `
+echo -1000 > /proc/self/oom_score_adj
+ln -s /bin/busybox /tmp/httpd; mkdir -p /www
+while true; do /tmp/httpd -f -p 80 -h /www & echo 1000 > /proc/$!/oom_score_adj; wait $!; echo httpd-ended; done &
+while true; do
+	sleep 100000
+	i=0; while [ $i -lt 200 ]; do read line < /proc/version; i=$((i+1)); done; echo storm-done
+done
+`
+
+// One guest boot, probes attached and detached while it runs, each fault
+// injected, events checked.
+func TestProbesOnARunningGuest(t *testing.T) {
+	t.Parallel()
+	ev := filepath.Join(t.TempDir(), "ev.jsonl")
+	g := startLiveGuest(t, "--events", ev, "--cmdline", "watchdog_thresh=1", "--", "sh", "-c", liveScript)
+
+	// Attach to the running guest: no reboot.
+	sig := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:signal:comm=httpd"}).IDs
+	exit := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:exit:comm=httpd"}).IDs
+	if len(sig) != 1 || len(exit) != 1 {
+		t.Fatalf("attach ids: signal %v exit %v", sig, exit)
+	}
+
+	t.Run("signal", func(t *testing.T) {
+		mark := g.mark()
+		injectCLI(t, g, "signal", "httpd", "TERM")
+		e := g.waitEvent(mark, "a signal event for httpd", func(e probe.Event) bool { return e.Class == "signal" })
+		if e.Comm != "httpd" || e.Fields["sig"] != uint64(15) || e.ProbeID != sig[0] {
+			t.Errorf("signal event: %+v", e)
+		}
+		x := g.waitEvent(mark, "httpd's exit", func(e probe.Event) bool { return e.Class == "exit" })
+		if x.Comm != "httpd" || x.PID != e.PID || x.Fields["signal"] != uint64(15) {
+			t.Errorf("exit event %+v after signal event %+v", x, e)
+		}
+	})
+
+	t.Run("detach stops events", func(t *testing.T) {
+		g.call(api.Request{Op: api.OpDetach, ID: sig[0]})
+		mark := g.mark()
+		retryFor(t, "inject KILL into the respawned httpd", func() error {
+			_, err := g.callErr(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 9}})
+			return err
+		})
+		g.waitEvent(mark, "httpd's exit by KILL", func(e probe.Event) bool {
+			return e.Class == "exit" && e.Fields["signal"] == uint64(9)
+		})
+		for _, e := range g.since(mark) {
+			if e.ProbeID == sig[0] {
+				t.Errorf("event from the detached probe: %+v", e)
+			}
+		}
+		list := g.call(api.Request{Op: api.OpList})
+		if len(list.Probes) != 1 || list.Probes[0].ID != exit[0] || list.Probes[0].Delivered < 2 {
+			t.Errorf("after detach want only the exit probe, with >= 2 delivered: %+v", list.Probes)
+		}
+	})
+
+	t.Run("oom", func(t *testing.T) {
+		ids := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:oom"}).IDs
+		mark := g.mark()
+		g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "oom"}})
+		e := g.waitEvent(mark, "an OOM victim event", func(e probe.Event) bool {
+			return e.Class == "oom" && e.Probe == "oom_victim"
+		})
+		if e.Comm != "httpd" || e.PID <= 1 {
+			t.Errorf("want httpd (oom_score_adj 1000) chosen: %+v", e)
+		}
+		detachAll(g, ids)
+	})
+
+	t.Run("event storm", func(t *testing.T) {
+		free := g.call(api.Request{Op: api.OpAttach, Spec: "p:storm vfs_read"}).IDs
+		limited := g.call(api.Request{Op: api.OpAttach, Spec: "p:storm_limited vfs_read rate:20"}).IDs
+		mark := g.mark()
+		g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "sleep", Signal: 15}})
+		// The VMM's API answers during the storm; wait for the storm to end.
+		var last probe.Status
+		stable := 0
+		for stable < 3 {
+			time.Sleep(2 * time.Second)
+			st := statusOf(t, g, free[0])
+			if st.Hits > 1000 && st.Hits == last.Hits {
+				stable++
+			} else {
+				stable = 0
+			}
+			last = st
+		}
+		lim := statusOf(t, g, limited[0])
+		t.Logf("storm: %+v; rate-limited: %+v; events seen by this test: %d", last.Stat, lim.Stat, len(g.since(mark)))
+		for _, st := range []probe.Status{last, lim} {
+			if st.Hits != st.Delivered+st.Filtered+st.Limited+st.Dropped {
+				t.Errorf("%s: hits %d != delivered+filtered+limited+dropped: %+v", st.Name, st.Hits, st.Stat)
+			}
+		}
+		if lim.Limited == 0 || lim.Delivered == 0 {
+			t.Errorf("rate:20 over a storm of %d hits: want some delivered and some limited: %+v", last.Hits, lim.Stat)
+		}
+		detachAll(g, append(free, limited...))
+		// The guest still runs its services: kill httpd, see it exit.
+		mark = g.mark()
+		retryFor(t, "inject TERM into httpd after the storm", func() error {
+			_, err := g.callErr(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 15}})
+			return err
+		})
+		g.waitEvent(mark, "httpd's exit after the storm", func(e probe.Event) bool { return e.Class == "exit" })
+	})
+
+	t.Run("soft lockup", func(t *testing.T) {
+		ids := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:hung"}).IDs
+		mark := g.mark()
+		g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "hang", CPU: 0, Seconds: 5}})
+		e := g.waitEvent(mark, "a soft-lockup event", func(e probe.Event) bool { return e.Class == "lockup" })
+		if !strings.Contains(fmt.Sprint(e.Fields["message"]), "lockup") {
+			t.Errorf("lockup event: %+v", e)
+		}
+		detachAll(g, ids)
+	})
+
+	t.Run("panic", func(t *testing.T) {
+		g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:panic"})
+		g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "panic"}})
+		if code := g.wait(); code != 82 {
+			t.Fatalf("want exit 82 (guest panic), got %d", code)
+		}
+		var found bool
+		for _, e := range readEvents(t, ev) {
+			if e["class"] == "panic" && strings.Contains(fmt.Sprint(e["message"]), "injected panic") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no panic event with the injected message in %s", ev)
+		}
+	})
+}
+
+// injectCLI runs `vmm inject --api SOCK args...`.
+func injectCLI(t *testing.T, g *liveGuest, args ...string) {
+	t.Helper()
+	r := vmm(t, "", append([]string{"inject", "--api", g.sock}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("vmm inject %v: %s", args, r)
+	}
+}
+
+func statusOf(t *testing.T, g *liveGuest, id uint32) probe.Status {
+	t.Helper()
+	for _, p := range g.call(api.Request{Op: api.OpList}).Probes {
+		if p.ID == id {
+			return p
+		}
+	}
+	t.Fatalf("probe %d not listed", id)
+	return probe.Status{}
+}
+
+func detachAll(g *liveGuest, ids []uint32) {
+	for _, id := range ids {
+		g.call(api.Request{Op: api.OpDetach, ID: id})
+	}
+}
+
+// retry calls f every second until it succeeds, for up to a minute (a
+// respawned service takes a moment to come back).
+func retryFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	var err error
+	for i := 0; i < 60; i++ {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s: %v", what, err)
+}

@@ -1,0 +1,275 @@
+// Package probedev is the transport half of tracevisor's probe channel: the
+// virtio probe device (guest-kernel/probe/tracevisor_probe.h defines it).
+// It moves whole messages and knows nothing of their contents: commands
+// the host sends go into the buffers the guest's driver posts on the loader
+// queue; messages the driver adds to the listener queue are handed to a
+// Receiver, stamped with the host time the VMM took them.
+//
+// A guest's notification of the listener queue is the exit (or ioeventfd
+// signal) the VMM handles: a probe hit reaches the VMM with no daemon,
+// socket or second process in between. The probe package (the action
+// layer) speaks the message formats over this device, or over any other
+// transport with the same two operations.
+package probedev
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/virtio/mmio"
+	"github.com/tracevisor/tracevisor/virtio/queue"
+	"github.com/tracevisor/tracevisor/vmm/guestmem"
+)
+
+// QueueSize is the size of both queues: the guest driver's event pool is
+// bounded by the listener's size.
+const QueueSize = 256
+
+// MaxPending bounds the commands held while the guest has posted no loader
+// buffer (before its driver starts, or while it is busy).
+const MaxPending = 1024
+
+// Receiver takes each message the guest sends, with the host wall-clock
+// time (Unix nanoseconds) at which the VMM took it off the listener queue.
+// It runs on the thread that handled the guest's notification: it must
+// return quickly and must not call back into the Device.
+type Receiver func(msg []byte, receivedNS int64)
+
+// ErrTooLong is returned for a command longer than a loader buffer.
+var ErrTooLong = fmt.Errorf("probedev: command longer than %d bytes", wire.BufSize)
+
+// ErrBacklog is returned when MaxPending commands already wait for the guest.
+var ErrBacklog = errors.New("probedev: too many commands waiting for the guest driver")
+
+// needsResetter is implemented by the transport.
+type needsResetter interface{ SetNeedsReset() }
+
+// Device is the virtio probe device.
+type Device struct {
+	recv Receiver
+	now  func() int64
+
+	mu        sync.Mutex
+	q         [2]*queue.Queue
+	mem       *guestmem.Memory
+	irq       mmio.Interrupt
+	broken    bool
+	pending   [][]byte // commands not yet in a loader buffer
+	delivered uint64   // commands put into loader buffers, ever
+	received  uint64   // messages taken off the listener queue, ever
+}
+
+// New returns a probe device that hands guest messages to recv.
+func New(recv Receiver) *Device {
+	return &Device{recv: recv, now: func() int64 { return time.Now().UnixNano() }}
+}
+
+// DeviceID implements mmio.Device.
+func (d *Device) DeviceID() uint32 { return wire.DeviceID }
+
+// Features implements mmio.Device: none beyond VERSION_1.
+func (d *Device) Features() uint64 { return 0 }
+
+// QueueMaxSizes implements mmio.Device.
+func (d *Device) QueueMaxSizes() []uint16 { return []uint16{QueueSize, QueueSize} }
+
+// ReadConfig implements mmio.Device: struct tvp_config, whose boot_cmds is
+// the number of commands waiting now (the driver reads it while probing,
+// before DRIVER_OK, and handles that many before it lets boot go on).
+func (d *Device) ReadConfig(offset uint64, data []byte) {
+	d.mu.Lock()
+	var cfg [8]byte
+	putLE32(cfg[0:], wire.Version)
+	putLE32(cfg[4:], uint32(len(d.pending)))
+	d.mu.Unlock()
+	for i := range data {
+		data[i] = 0
+		if o := offset + uint64(i); o < uint64(len(cfg)) {
+			data[i] = cfg[o]
+		}
+	}
+}
+
+// WriteConfig implements mmio.Device: the config space is read-only.
+func (d *Device) WriteConfig(uint64, []byte) {}
+
+// Activate implements mmio.Device.
+func (d *Device) Activate(ctx mmio.ActivateContext) error {
+	var qs [2]*queue.Queue
+	for i, c := range ctx.Queues {
+		if i >= len(qs) || !c.Ready {
+			continue
+		}
+		q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
+			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
+		if err != nil {
+			return err
+		}
+		qs[i] = q
+	}
+	d.mu.Lock()
+	d.q, d.mem, d.irq, d.broken = qs, ctx.Mem, ctx.Interrupt, false
+	d.fail(d.deliver())
+	msgs, at := d.collect()
+	d.mu.Unlock()
+	d.hand(msgs, at)
+	return nil
+}
+
+// Reset implements mmio.Device. Commands not yet delivered stay pending for
+// the next driver.
+func (d *Device) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.q, d.mem, d.irq, d.broken = [2]*queue.Queue{}, nil, nil, false
+}
+
+// Notify implements mmio.Device.
+func (d *Device) Notify(q uint32) {
+	d.mu.Lock()
+	if d.broken {
+		d.mu.Unlock()
+		return
+	}
+	var msgs [][]byte
+	var at int64
+	switch q {
+	case wire.QueueListener:
+		msgs, at = d.collect()
+	case wire.QueueLoader:
+		d.fail(d.deliver())
+	}
+	d.mu.Unlock()
+	d.hand(msgs, at)
+}
+
+// Send queues one command for the guest's driver; it is delivered as soon
+// as the driver has a loader buffer posted.
+func (d *Device) Send(cmd []byte) error {
+	if len(cmd) > wire.BufSize {
+		return ErrTooLong
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.pending) >= MaxPending {
+		return ErrBacklog
+	}
+	d.pending = append(d.pending, append([]byte(nil), cmd...))
+	if !d.broken {
+		d.fail(d.deliver())
+	}
+	return nil
+}
+
+// Counts reports how many commands went into loader buffers, how many wait,
+// and how many guest messages were received.
+func (d *Device) Counts() (delivered, pending, received uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.delivered, uint64(len(d.pending)), d.received
+}
+
+// deliver moves pending commands into posted loader buffers, one each.
+func (d *Device) deliver() error {
+	q := d.q[wire.QueueLoader]
+	if q == nil || len(d.pending) == 0 {
+		return nil
+	}
+	moved := false
+	for len(d.pending) > 0 {
+		c, err := q.Pop(d.mem)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			break
+		}
+		cmd := d.pending[0]
+		if c.WritableLen() < uint32(len(cmd)) {
+			return fmt.Errorf("probedev: loader buffer of %d bytes, need %d", c.WritableLen(), len(cmd))
+		}
+		if _, err := c.WriteAt(d.mem, cmd, 0); err != nil {
+			return err
+		}
+		if _, err := q.AddUsed(d.mem, c, uint32(len(cmd))); err != nil {
+			return err
+		}
+		d.pending[0] = nil
+		d.pending = d.pending[1:]
+		d.delivered++
+		moved = true
+	}
+	if !moved {
+		return nil
+	}
+	return d.signal(q)
+}
+
+// collect takes every message off the listener queue.
+func (d *Device) collect() ([][]byte, int64) {
+	q := d.q[wire.QueueListener]
+	if q == nil {
+		return nil, 0
+	}
+	at := d.now()
+	var msgs [][]byte
+	for {
+		c, err := q.Pop(d.mem)
+		if err == nil && c == nil {
+			break
+		}
+		var b []byte
+		if err == nil {
+			b, err = c.ReadAll(d.mem)
+		}
+		if err == nil {
+			_, err = q.AddUsed(d.mem, c, 0)
+		}
+		if err != nil {
+			d.fail(err)
+			break
+		}
+		msgs = append(msgs, b)
+		d.received++
+	}
+	if len(msgs) > 0 {
+		d.fail(d.signal(q))
+	}
+	return msgs, at
+}
+
+// hand gives collected messages to the receiver, outside the lock.
+func (d *Device) hand(msgs [][]byte, at int64) {
+	for _, m := range msgs {
+		d.recv(m, at)
+	}
+}
+
+// fail puts the device in DEVICE_NEEDS_RESET after bad guest input.
+func (d *Device) fail(err error) {
+	if err == nil || d.broken {
+		return
+	}
+	d.broken = true
+	if r, ok := d.irq.(needsResetter); ok {
+		r.SetNeedsReset()
+	}
+}
+
+func (d *Device) signal(q *queue.Queue) error {
+	notify, err := q.NeedsNotify(d.mem)
+	if err != nil {
+		return err
+	}
+	if notify {
+		d.irq.SignalUsed()
+	}
+	return nil
+}
+
+func putLE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}

@@ -1,0 +1,98 @@
+// Package virtiotest plays the guest driver's side of split virtqueues in
+// device tests: it lays rings out in test memory, posts buffers and reads
+// back what the device used, and records interrupts.
+package virtiotest
+
+import (
+	"sync"
+
+	"github.com/tracevisor/tracevisor/virtio/mmio"
+	"github.com/tracevisor/tracevisor/vmm/guestmem"
+)
+
+// descWrite is VIRTQ_DESC_F_WRITE.
+const descWrite = 2
+
+// BufStride is the room each posted buffer gets in test memory.
+const BufStride = 0x100
+
+// Ring is one split queue of Size entries laid out in test memory:
+// descriptors at Desc, the avail ring at Avail, the used ring at Used,
+// buffer i at Buf + i*BufStride. Each Post uses a fresh descriptor, so a
+// Ring takes at most Size buffers.
+type Ring struct {
+	Mem                    *guestmem.Memory
+	Desc, Avail, Used, Buf uint64
+	Size                   uint16
+	n                      uint16 // buffers posted
+}
+
+// NewMemory returns size bytes of test guest memory at guest address 0.
+func NewMemory(size int) *guestmem.Memory {
+	return guestmem.FromRegions(guestmem.Region{GPA: 0, Host: make([]byte, size)})
+}
+
+// Post puts one single-descriptor buffer of size bytes, starting with data,
+// on the avail ring; write makes it device-writable. It returns the
+// buffer's guest address.
+func (r *Ring) Post(data []byte, size uint32, write bool) uint64 {
+	addr := r.Buf + uint64(r.n)*BufStride
+	r.Mem.WriteAt(data, addr)
+	d := r.Desc + uint64(r.n)*16
+	r.Mem.Write64(d, addr)
+	r.Mem.Write32(d+8, size)
+	flags := uint16(0)
+	if write {
+		flags = descWrite
+	}
+	r.Mem.Write16(d+12, flags)
+	r.Mem.Write16(r.Avail+4+2*uint64(r.n%r.Size), r.n)
+	r.n++
+	r.Mem.Write16(r.Avail+2, r.n)
+	return addr
+}
+
+// UsedIdx reads the used ring's index.
+func (r *Ring) UsedIdx() uint16 { v, _ := r.Mem.Read16(r.Used + 2); return v }
+
+// UsedLen reads the length of used element i.
+func (r *Ring) UsedLen(i uint16) uint32 {
+	v, _ := r.Mem.Read32(r.Used + 4 + 8*uint64(i%r.Size) + 4)
+	return v
+}
+
+// UsedBuffer returns the first n bytes of the buffer used element i names.
+func (r *Ring) UsedBuffer(i uint16, n uint32) []byte {
+	id, _ := r.Mem.Read32(r.Used + 4 + 8*uint64(i%r.Size))
+	b := make([]byte, n)
+	r.Mem.ReadAt(b, r.Buf+uint64(id)*BufStride)
+	return b
+}
+
+// Config is the queue's configuration as a driver programs it.
+func (r *Ring) Config() mmio.QueueConfig {
+	return mmio.QueueConfig{Size: r.Size, Ready: true, Desc: r.Desc, Driver: r.Avail, Device: r.Used}
+}
+
+// IRQ records a device's interrupts and DEVICE_NEEDS_RESET reports.
+type IRQ struct {
+	mu                  sync.Mutex
+	used, config, reset int
+}
+
+// SignalUsed implements mmio.Interrupt.
+func (f *IRQ) SignalUsed() { f.mu.Lock(); f.used++; f.mu.Unlock() }
+
+// SignalConfig implements mmio.Interrupt.
+func (f *IRQ) SignalConfig() { f.mu.Lock(); f.config++; f.mu.Unlock() }
+
+// SetNeedsReset is what the transport offers devices after bad guest input.
+func (f *IRQ) SetNeedsReset() { f.mu.Lock(); f.reset++; f.mu.Unlock() }
+
+// Counts returns how many used-buffer interrupts, configuration interrupts
+// and needs-reset reports the device made.
+func (f *IRQ) Counts() (used, config, reset int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.used, f.config, f.reset
+}
