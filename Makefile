@@ -22,7 +22,7 @@ all: vmm guest-kernel initramfs
 
 vmm: $(BUILD)/vmm
 
-$(BUILD)/vmm: $(shell find cmd vmm guest-kernel -name '*.go' -not -name '*_test.go') go.mod go.sum
+$(BUILD)/vmm: $(shell find . -path ./build -prune -o -name "*.go" -not -name "*_test.go" -print) go.mod go.sum
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/vmm
 

@@ -22,26 +22,43 @@ func TestTwoVMsOnASwitch(t *testing.T) {
 	}
 }
 
-// TestTCPTransferAcrossASwitch moves 256 KiB of random data over TCP from
-// one guest to another through the switch, and compares checksums taken on
-// both sides.
-func TestTCPTransferAcrossASwitch(t *testing.T) {
+// TestTCPTransferBothWaysAcrossASwitch moves 256 KiB of random data over TCP
+// through the switch from one guest to the other, then another 256 KiB
+// back, and compares checksums taken on both sides of each transfer. One
+// pair of boots serves both directions.
+func TestTCPTransferBothWaysAcrossASwitch(t *testing.T) {
+	const makeData = "dd if=/dev/urandom of=/tmp/data bs=1024 count=256 2>/dev/null && md5sum /tmp/data"
+	// send retries while the peer is not listening yet (it may still be booting).
+	send := func(addr string) string {
+		return "i=0; until nc " + addr + " < /tmp/data; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done"
+	}
 	server, client := pairOnSwitch(t, "t1",
-		"52:54:00:00:01:01", "ifconfig eth0 10.0.5.1 netmask 255.255.255.0 up && nc -l -p 5000 > /tmp/got && md5sum /tmp/got",
-		"52:54:00:00:01:02", "ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up && dd if=/dev/urandom of=/tmp/data bs=1024 count=256 2>/dev/null && md5sum /tmp/data && "+
-			"i=0; until nc 10.0.5.1 5000 < /tmp/data; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done")
-	sum := func(r result, file string) string {
-		for _, line := range strings.Split(r.stdout, "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[1] == file {
-				return f[0]
-			}
+		"52:54:00:00:01:01", "ifconfig eth0 10.0.5.1 netmask 255.255.255.0 up && nc -l -p 5000 > /tmp/got && md5sum /tmp/got && "+
+			makeData+" || exit 8; "+send("10.0.5.2 5001"),
+		"52:54:00:00:01:02", "ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up && "+makeData+" || exit 8; "+
+			send("10.0.5.1 5000")+"; nc -l -p 5001 > /tmp/got && md5sum /tmp/got")
+	if client.code != 0 || server.code != 0 {
+		t.Fatalf("a guest's script failed\nclient: %s\nserver: %s", client, server)
+	}
+	for _, d := range []struct {
+		name     string
+		from, to result
+	}{{"client -> server", client, server}, {"server -> client", server, client}} {
+		sent, got := guestMD5(d.from, "/tmp/data"), guestMD5(d.to, "/tmp/got")
+		if sent == "" || sent != got {
+			t.Errorf("%s: sent md5 %q, received md5 %q\nclient: %s\nserver: %s", d.name, sent, got, client, server)
 		}
-		return ""
 	}
-	sent, got := sum(client, "/tmp/data"), sum(server, "/tmp/got")
-	if client.code != 0 || server.code != 0 || sent == "" || sent != got {
-		t.Fatalf("sent md5 %q, received md5 %q\nclient: %s\nserver: %s", sent, got, client, server)
+}
+
+// guestMD5 returns the sum a guest's `md5sum file` printed, or "".
+func guestMD5(r result, file string) string {
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == file {
+			return f[0]
+		}
 	}
+	return ""
 }
 
 // pairOnSwitch boots two guests on one virtual switch: the server's vmm

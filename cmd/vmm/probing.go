@@ -121,6 +121,9 @@ func (p *probing) finish() error {
 	}
 	p.host.Drain()
 	st := p.host.Stats()
+	if _, ok := p.host.Hello(); !ok && len(p.specs) > 0 {
+		fmt.Fprintln(os.Stderr, "vmm: --probe: the guest's tracevisor probe driver never started: no probe was armed (is the kernel the project's, or the module loaded?)")
+	}
 	p.host.Close()
 	var err error
 	if p.done != nil {
