@@ -1,91 +1,16 @@
-package probe
+package probe_test
 
 import (
 	"context"
 	"errors"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	. "github.com/tracevisor/tracevisor/probe"
+	"github.com/tracevisor/tracevisor/probe/probetest"
 	"github.com/tracevisor/tracevisor/probe/wire"
 )
-
-// fakeGuest plays the guest driver: it decodes each command the host sends
-// and answers as the C driver does.
-type fakeGuest struct {
-	t *testing.T
-	h *Host
-
-	mu      sync.Mutex
-	armed   map[uint32]wire.Attach
-	refuse  syscall.Errno // answer every attach with this, when set
-	silent  bool          // answer nothing
-	injects []wire.Inject
-}
-
-func newFakeGuest(t *testing.T) (*fakeGuest, *Host) {
-	g := &fakeGuest{t: t, armed: map[uint32]wire.Attach{}}
-	g.h = NewHost(g, fixedClock(1000), nil)
-	t.Cleanup(g.h.Close)
-	return g, g.h
-}
-
-type fixedClock int64
-
-func (c fixedClock) HostNS(guest uint64) (int64, bool) { return int64(guest) + int64(c), true }
-
-func (g *fakeGuest) send(m interface{ MarshalBinary() ([]byte, error) }) {
-	b, err := m.MarshalBinary()
-	if err != nil {
-		g.t.Errorf("fake guest: %v", err)
-		return
-	}
-	g.h.Receive(b, 5000)
-}
-
-func (g *fakeGuest) Send(cmd []byte) error {
-	m, err := wire.Decode(cmd)
-	if err != nil {
-		g.t.Errorf("host sent a malformed command: %v", err)
-		return nil
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.silent {
-		return nil
-	}
-	switch c := m.(type) {
-	case wire.Attach:
-		if g.refuse != 0 {
-			g.send(wire.Reply{Seq: c.Seq, Status: -int32(g.refuse), ID: c.ID})
-			return nil
-		}
-		g.armed[c.ID] = c
-		g.send(wire.Reply{Seq: c.Seq, ID: c.ID})
-	case wire.Detach:
-		status := int32(0)
-		if _, ok := g.armed[c.ID]; !ok {
-			status = -int32(syscall.ENOENT)
-		}
-		delete(g.armed, c.ID)
-		g.send(wire.Reply{Seq: c.Seq, Status: status, ID: c.ID})
-	case wire.StatsRequest:
-		var all []wire.Stat
-		for id, a := range g.armed {
-			all = append(all, wire.Stat{ID: id, Kind: a.Kind, Class: a.Class, Hits: 3, Delivered: 2, Dropped: 1})
-		}
-		for len(all) > wire.StatsPerMsg {
-			g.send(wire.Stats{Seq: c.Seq, Entries: all[:wire.StatsPerMsg]})
-			all = all[wire.StatsPerMsg:]
-		}
-		g.send(wire.Stats{Seq: c.Seq, Last: true, Entries: all})
-	case wire.Inject:
-		g.injects = append(g.injects, c)
-		g.send(wire.Reply{Seq: c.Seq})
-	}
-	return nil
-}
 
 func mustSpec(t *testing.T, s string) Spec {
 	t.Helper()
@@ -103,7 +28,8 @@ func ctx(t *testing.T) context.Context {
 }
 
 func TestAttachListDetach(t *testing.T) {
-	g, h := newFakeGuest(t)
+	g := probetest.New(t)
+	h := g.Host
 	var ids []uint32
 	for i := 0; i < 6; i++ { // more than one stats message's worth
 		id, err := h.Attach(ctx(t), mustSpec(t, "p:sig send_signal_locked sig=%di class:signal"))
@@ -112,8 +38,8 @@ func TestAttachListDetach(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	if len(g.armed) != 6 || g.armed[ids[0]].Symbol != "send_signal_locked" {
-		t.Fatalf("guest armed %+v", g.armed)
+	if a, _ := g.Armed(ids[0]); g.ArmedCount() != 6 || a.Symbol != "send_signal_locked" {
+		t.Fatalf("guest armed %d probes, the first %+v", g.ArmedCount(), a)
 	}
 	list, err := h.List(ctx(t))
 	if err != nil {
@@ -125,7 +51,7 @@ func TestAttachListDetach(t *testing.T) {
 	if err := h.Detach(ctx(t), ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := g.armed[ids[0]]; ok {
+	if _, ok := g.Armed(ids[0]); ok {
 		t.Error("detach left the probe armed in the guest")
 	}
 	if err := h.Detach(ctx(t), ids[0]); err == nil {
@@ -137,8 +63,9 @@ func TestAttachListDetach(t *testing.T) {
 }
 
 func TestGuestRefusalIsAnErrno(t *testing.T) {
-	g, h := newFakeGuest(t)
-	g.refuse = syscall.ENOENT
+	g := probetest.New(t)
+	h := g.Host
+	g.Refuse(syscall.ENOENT)
 	_, err := h.Attach(ctx(t), mustSpec(t, "p:x no_such_symbol"))
 	var ge *GuestError
 	if !errors.As(err, &ge) || !errors.Is(err, syscall.ENOENT) {
@@ -150,8 +77,9 @@ func TestGuestRefusalIsAnErrno(t *testing.T) {
 }
 
 func TestPreloadedRefusalIsRemembered(t *testing.T) {
-	g, h := newFakeGuest(t)
-	g.refuse = syscall.EINVAL
+	g := probetest.New(t)
+	h := g.Host
+	g.Refuse(syscall.EINVAL)
 	if _, err := h.Preload(mustSpec(t, "p:x bad")); err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +90,9 @@ func TestPreloadedRefusalIsRemembered(t *testing.T) {
 }
 
 func TestNoAnswerTimesOut(t *testing.T) {
-	g, h := newFakeGuest(t)
-	g.silent = true
+	g := probetest.New(t)
+	h := g.Host
+	g.Silence()
 	c, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := h.Attach(c, mustSpec(t, "p:x do_exit")); !errors.Is(err, context.DeadlineExceeded) {
@@ -172,19 +101,20 @@ func TestNoAnswerTimesOut(t *testing.T) {
 }
 
 func TestEventsAreDecodedNamedAndMapped(t *testing.T) {
-	g, h := newFakeGuest(t)
+	g := probetest.New(t)
+	h := g.Host
 	sub := h.Subscribe(8)
 	id, err := h.Attach(ctx(t), mustSpec(t, "p:kill send_signal_locked sig=%di task=%dx class:signal"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.send(wire.Event{Probe: id, Class: wire.ClassSignal, CPU: 1, GuestNS: 7, PID: 42, TID: 43,
+	g.Emit(wire.Event{Probe: id, Class: wire.ClassSignal, CPU: 1, GuestNS: 7, PID: 42, TID: 43,
 		Comm: "sleep", Args: []uint64{15, 0xffff888000001000, 0, 0, 0, 0}, Sig: 15, OtherPID: 40, OtherComm: "sh", Dropped: 2})
 	e := <-sub.C
 	if e.Probe != "kill" || e.Class != "signal" || e.Comm != "sleep" || e.PID != 42 || e.CPU != 1 {
 		t.Fatalf("event %+v", e)
 	}
-	if e.GuestNS != 7 || e.HostNS != 1007 || e.ReceivedNS != 5000 || e.DecodedNS == 0 {
+	if e.GuestNS != 7 || e.HostNS != 1007 || e.ReceivedNS != probetest.ReceivedNS || e.DecodedNS == 0 {
 		t.Errorf("times: guest %d host %d received %d decoded %d", e.GuestNS, e.HostNS, e.ReceivedNS, e.DecodedNS)
 	}
 	if e.Args["sig"] != 15 || e.Args["task"] != 0xffff888000001000 || len(e.Args) != 2 {
@@ -219,11 +149,12 @@ func TestEventJSONRoundTrip(t *testing.T) {
 }
 
 func TestMalformedAndSlowSubscribersAreCounted(t *testing.T) {
-	g, h := newFakeGuest(t)
+	g := probetest.New(t)
+	h := g.Host
 	sub := h.Subscribe(1)
 	h.Receive([]byte{0x83, 0, 3, 0}, 1) // an event type with a bad length
 	for i := 0; i < 3; i++ {
-		g.send(wire.Event{Probe: 9, Class: wire.ClassGeneric, Args: make([]uint64, wire.MaxArgs)})
+		g.Emit(wire.Event{Probe: 9, Class: wire.ClassGeneric, Args: make([]uint64, wire.MaxArgs)})
 	}
 	h.Drain()
 	if st := h.Stats(); st.Malformed != 1 || st.Events != 3 {
@@ -235,14 +166,16 @@ func TestMalformedAndSlowSubscribersAreCounted(t *testing.T) {
 }
 
 func TestInjectSendsTheFault(t *testing.T) {
-	g, h := newFakeGuest(t)
+	g := probetest.New(t)
+	h := g.Host
 	if err := h.Inject(ctx(t), Injection{Kind: wire.InjectHang, CPU: 1, Seconds: 5}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Inject(ctx(t), Injection{Kind: wire.InjectSignal, Comm: "httpd", Signal: 9}); err != nil {
 		t.Fatal(err)
 	}
-	if len(g.injects) != 2 || g.injects[0].Arg != 1 || g.injects[0].Arg2 != 5 || g.injects[1].Comm != "httpd" || g.injects[1].Arg != 9 {
-		t.Errorf("injects %+v", g.injects)
+	in := g.Injects()
+	if len(in) != 2 || in[0].Arg != 1 || in[0].Arg2 != 5 || in[1].Comm != "httpd" || in[1].Arg != 9 {
+		t.Errorf("injects %+v", in)
 	}
 }

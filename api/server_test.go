@@ -1,0 +1,122 @@
+package api
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracevisor/tracevisor/probe"
+	"github.com/tracevisor/tracevisor/probe/probetest"
+	"github.com/tracevisor/tracevisor/probe/wire"
+)
+
+func serve(t *testing.T) (*probetest.Guest, string) {
+	t.Helper()
+	g := probetest.New(t)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	s, err := Listen(sock, g.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return g, sock
+}
+
+func call(t *testing.T, sock string, req Request) (Response, error) {
+	t.Helper()
+	c, err := Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.Call(req)
+}
+
+func TestAttachListDetachOverTheSocket(t *testing.T) {
+	g, sock := serve(t)
+	r, err := call(t, sock, Request{Op: OpAttach, Spec: "catalogue:oom:comm=httpd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.IDs) != 2 || g.ArmedCount() != 2 {
+		t.Fatalf("catalogue:oom armed %v (guest has %d)", r.IDs, g.ArmedCount())
+	}
+	if a, _ := g.Armed(r.IDs[0]); a.Comm != "httpd" {
+		t.Errorf("the comm filter did not reach the guest: %+v", a)
+	}
+	l, err := call(t, sock, Request{Op: OpList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Probes) != 2 || l.Host == nil || l.Probes[0].Hits != 3 {
+		t.Fatalf("list %+v", l)
+	}
+	if _, err := call(t, sock, Request{Op: OpDetach, ID: r.IDs[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(t, sock, Request{Op: OpDetach, ID: 999}); err == nil || !strings.Contains(err.Error(), "999") {
+		t.Errorf("detaching an unknown id: %v", err)
+	}
+}
+
+func TestBadRequestsAreAnswered(t *testing.T) {
+	_, sock := serve(t)
+	for _, tc := range []struct {
+		req  Request
+		want string
+	}{
+		{Request{Op: "reboot"}, "unknown op"},
+		{Request{Op: OpAttach, Spec: "p:x sym a=%zz"}, "zz"},
+		{Request{Op: OpInject}, "no injection"},
+		{Request{Op: OpInject, Inject: &Injection{Kind: "signal", Signal: 9}}, "which process"},
+		{Request{Op: OpInject, Inject: &Injection{Kind: "hang", Seconds: 0}}, "seconds"},
+		{Request{Op: OpInject, Inject: &Injection{Kind: "meteor"}}, "unknown kind"},
+	} {
+		if _, err := call(t, sock, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one with %q", tc.req, err, tc.want)
+		}
+	}
+}
+
+func TestInjectReachesTheGuest(t *testing.T) {
+	g, sock := serve(t)
+	if _, err := call(t, sock, Request{Op: OpInject, Inject: &Injection{Kind: "signal", Comm: "httpd", Signal: 15}}); err != nil {
+		t.Fatal(err)
+	}
+	in := g.Injects()
+	if len(in) != 1 || in[0].Kind != wire.InjectSignal || in[0].Comm != "httpd" || in[0].Arg != 15 {
+		t.Fatalf("guest got %+v", in)
+	}
+}
+
+func TestEventStream(t *testing.T) {
+	g, sock := serve(t)
+	c, err := Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan probe.Event, 1)
+	go c.Events(func(e probe.Event, _ []byte) bool { got <- e; return false })
+	// The stream subscribes when the server reads the request: emit until
+	// an event comes through.
+	for {
+		g.Emit(wire.Event{Probe: 1, Class: wire.ClassExit, PID: 7, Comm: "httpd", Value: 9, Args: make([]uint64, wire.MaxArgs)})
+		select {
+		case e := <-got:
+			if e.Comm != "httpd" || e.Class != "exit" || e.Fields["signal"] != uint64(9) {
+				t.Fatalf("event %+v", e)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestListenRefusesALiveSocket(t *testing.T) {
+	_, sock := serve(t)
+	if _, err := Listen(sock, probetest.New(t).Host); err == nil || !strings.Contains(err.Error(), "another vmm") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+}

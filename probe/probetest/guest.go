@@ -1,0 +1,123 @@
+// Package probetest plays the guest's probe driver for tests of the host
+// side: it decodes each command a probe.Host sends and answers as the C
+// driver does.
+package probetest
+
+import (
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/tracevisor/tracevisor/probe"
+	"github.com/tracevisor/tracevisor/probe/wire"
+)
+
+// Guest is a fake probe driver. Set Refuse or Silent before the commands
+// they should affect.
+type Guest struct {
+	t *testing.T
+	// Host is the host side wired to this guest.
+	Host *probe.Host
+
+	mu      sync.Mutex
+	armed   map[uint32]wire.Attach
+	refuse  syscall.Errno
+	silent  bool
+	injects []wire.Inject
+}
+
+// Clock maps guest nanoseconds to host ones by adding itself.
+type Clock int64
+
+// HostNS implements probe.Clock.
+func (c Clock) HostNS(guest uint64) (int64, bool) { return int64(guest) + int64(c), true }
+
+// ReceivedNS is the receipt time the fake transport stamps on every message.
+const ReceivedNS = 5000
+
+// New returns a fake guest and its host (Clock(1000)), closed at the end
+// of the test.
+func New(t *testing.T) *Guest {
+	g := &Guest{t: t, armed: map[uint32]wire.Attach{}}
+	g.Host = probe.NewHost(g, Clock(1000), nil)
+	t.Cleanup(g.Host.Close)
+	return g
+}
+
+// Refuse makes the guest answer every later attach with -errno.
+func (g *Guest) Refuse(errno syscall.Errno) { g.mu.Lock(); g.refuse = errno; g.mu.Unlock() }
+
+// Silence makes the guest answer nothing from now on.
+func (g *Guest) Silence() { g.mu.Lock(); g.silent = true; g.mu.Unlock() }
+
+// Armed returns the attach command of probe id, if it is armed.
+func (g *Guest) Armed(id uint32) (wire.Attach, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.armed[id]
+	return a, ok
+}
+
+// ArmedCount is how many probes are armed.
+func (g *Guest) ArmedCount() int { g.mu.Lock(); defer g.mu.Unlock(); return len(g.armed) }
+
+// Injects returns the injections received.
+func (g *Guest) Injects() []wire.Inject {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]wire.Inject(nil), g.injects...)
+}
+
+// Emit sends a guest message to the host, as the listener queue would.
+func (g *Guest) Emit(m wire.Message) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		g.t.Errorf("fake guest: %v", err)
+		return
+	}
+	g.Host.Receive(b, ReceivedNS)
+}
+
+// Send implements probe.Transport: it handles one command.
+func (g *Guest) Send(cmd []byte) error {
+	m, err := wire.Decode(cmd)
+	if err != nil {
+		g.t.Errorf("host sent a malformed command: %v", err)
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.silent {
+		return nil
+	}
+	switch c := m.(type) {
+	case wire.Attach:
+		if g.refuse != 0 {
+			g.Emit(wire.Reply{Seq: c.Seq, Status: -int32(g.refuse), ID: c.ID})
+			return nil
+		}
+		g.armed[c.ID] = c
+		g.Emit(wire.Reply{Seq: c.Seq, ID: c.ID})
+	case wire.Detach:
+		status := int32(0)
+		if _, ok := g.armed[c.ID]; !ok {
+			status = -int32(syscall.ENOENT)
+		}
+		delete(g.armed, c.ID)
+		g.Emit(wire.Reply{Seq: c.Seq, Status: status, ID: c.ID})
+	case wire.StatsRequest:
+		var all []wire.Stat
+		for id, a := range g.armed {
+			all = append(all, wire.Stat{ID: id, Kind: a.Kind, Class: a.Class, Hits: 3, Delivered: 2, Dropped: 1})
+		}
+		for len(all) > wire.StatsPerMsg {
+			g.Emit(wire.Stats{Seq: c.Seq, Entries: all[:wire.StatsPerMsg]})
+			all = all[wire.StatsPerMsg:]
+		}
+		g.Emit(wire.Stats{Seq: c.Seq, Last: true, Entries: all})
+	case wire.Inject:
+		g.injects = append(g.injects, c)
+		g.Emit(wire.Reply{Seq: c.Seq})
+	}
+	return nil
+}
