@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"crypto/rand"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +14,8 @@ import (
 // other. The traffic never leaves the two processes.
 func TestTwoVMsOnASwitch(t *testing.T) {
 	server, client := pairOnSwitch(t, "t0",
-		"52:54:00:00:00:01", "ifconfig eth0 10.0.3.1 netmask 255.255.255.0 up && ping -c 1 -w 120 10.0.3.2 >/dev/null && sleep 3 && echo server-done",
-		"52:54:00:00:00:02", "ifconfig eth0 10.0.3.2 netmask 255.255.255.0 up && ping -c 1 -w 120 10.0.3.1")
+		guestSpec{mac: "52:54:00:00:00:01", script: "ifconfig eth0 10.0.3.1 netmask 255.255.255.0 up && ping -c 1 -w 120 10.0.3.2 >/dev/null && sleep 3 && echo server-done"},
+		guestSpec{mac: "52:54:00:00:00:02", script: "ifconfig eth0 10.0.3.2 netmask 255.255.255.0 up && ping -c 1 -w 120 10.0.3.1"})
 	if client.code != 0 || !strings.Contains(client.stdout, "1 packets received") {
 		t.Errorf("ping across the switch failed: %s", client)
 	}
@@ -23,32 +25,70 @@ func TestTwoVMsOnASwitch(t *testing.T) {
 }
 
 // TestTCPTransferBothWaysAcrossASwitch moves 256 KiB of random data over TCP
-// through the switch from one guest to the other, then another 256 KiB
-// back, and compares checksums taken on both sides of each transfer. One
-// pair of boots serves both directions.
+// through the switch from one guest to the other, then another 256 KiB back
+// (one pair of boots serves both directions). Each sender sends its
+// /dev/vda, an image the test wrote; each receiver's md5sum of what arrived
+// must equal the host's of that image.
 func TestTCPTransferBothWaysAcrossASwitch(t *testing.T) {
-	const makeData = "dd if=/dev/urandom of=/tmp/data bs=1024 count=256 2>/dev/null && md5sum /tmp/data"
-	// send retries while the peer is not listening yet (it may still be booting).
-	send := func(addr string) string {
-		return "i=0; until nc " + addr + " < /tmp/data; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done"
-	}
+	toServer, toClient := randomBytes(t, 256<<10), randomBytes(t, 256<<10)
 	server, client := pairOnSwitch(t, "t1",
-		"52:54:00:00:01:01", "ifconfig eth0 10.0.5.1 netmask 255.255.255.0 up && nc -l -p 5000 > /tmp/got && md5sum /tmp/got && "+
-			makeData+" || exit 8; "+send("10.0.5.2 5001"),
-		"52:54:00:00:01:02", "ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up && "+makeData+" || exit 8; "+
-			send("10.0.5.1 5000")+"; nc -l -p 5001 > /tmp/got && md5sum /tmp/got")
+		guestSpec{mac: "52:54:00:00:01:01", disk: writeImage(t, toClient),
+			script: "ifconfig eth0 10.0.5.1 netmask 255.255.255.0 up && nc -l -p 5000 > /tmp/got && md5sum /tmp/got || exit 8; " +
+				sendScript("10.0.5.2 5001", "/dev/vda")},
+		guestSpec{mac: "52:54:00:00:01:02", disk: writeImage(t, toServer),
+			script: "ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up || exit 8; " + sendScript("10.0.5.1 5000", "/dev/vda") +
+				"; nc -l -p 5001 > /tmp/got && md5sum /tmp/got"})
 	if client.code != 0 || server.code != 0 {
 		t.Fatalf("a guest's script failed\nclient: %s\nserver: %s", client, server)
 	}
-	for _, d := range []struct {
-		name     string
-		from, to result
-	}{{"client -> server", client, server}, {"server -> client", server, client}} {
-		sent, got := guestMD5(d.from, "/tmp/data"), guestMD5(d.to, "/tmp/got")
-		if sent == "" || sent != got {
-			t.Errorf("%s: sent md5 %q, received md5 %q\nclient: %s\nserver: %s", d.name, sent, got, client, server)
-		}
+	if got, want := guestMD5(server, "/tmp/got"), md5hex(toServer); got != want {
+		t.Errorf("client -> server: sent md5 %s, received md5 %q\nserver: %s", want, got, server)
 	}
+	if got, want := guestMD5(client, "/tmp/got"), md5hex(toClient); got != want {
+		t.Errorf("server -> client: sent md5 %s, received md5 %q\nclient: %s", want, got, client)
+	}
+}
+
+// guestSpec is one guest of a pair on a switch: its NIC's MAC, its shell
+// script, and optionally a raw image attached read-only as /dev/vda.
+type guestSpec struct{ mac, disk, script string }
+
+func (g guestSpec) args(sw string) []string {
+	args := []string{"run", "--net", "switch:" + sw + ",mac=" + g.mac}
+	if g.disk != "" {
+		args = append(args, "--disk", g.disk+",ro")
+	}
+	return append(args, "--", "sh", "-c", g.script)
+}
+
+// pairOnSwitch boots two guests on one virtual switch: the server's vmm
+// starts first (and so runs the switch), the client's two seconds later.
+// Each runs its shell script; both results come back.
+func pairOnSwitch(t *testing.T, sw string, serverSpec, clientSpec guestSpec) (server, client result) {
+	t.Helper()
+	t.Setenv("TRACEVISOR_SWITCH_DIR", t.TempDir())
+	need(t)
+	var wg sync.WaitGroup
+	var serverErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		server, serverErr = runVMM(t, "", serverSpec.args(sw)...)
+	}()
+	time.Sleep(2 * time.Second) // let the first vmm own the switch
+	client = vmm(t, "", clientSpec.args(sw)...)
+	wg.Wait()
+	if serverErr != nil {
+		t.Fatal(serverErr)
+	}
+	return server, client
+}
+
+// sendScript is guest shell that sends file to addr ("IP PORT") with nc,
+// retrying once a second for 90 s while nothing listens there yet (the
+// peer may still be booting); it exits 9 when it gives up.
+func sendScript(addr, file string) string {
+	return "i=0; until nc " + addr + " < " + file + "; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done"
 }
 
 // guestMD5 returns the sum a guest's `md5sum file` printed, or "".
@@ -61,25 +101,28 @@ func guestMD5(r result, file string) string {
 	return ""
 }
 
-// pairOnSwitch boots two guests on one virtual switch: the server's vmm
-// starts first (and so runs the switch), the client's two seconds later.
-// Each runs its shell script; both results come back.
-func pairOnSwitch(t *testing.T, sw, serverMAC, serverScript, clientMAC, clientScript string) (server, client result) {
-	t.Helper()
-	t.Setenv("TRACEVISOR_SWITCH_DIR", t.TempDir())
-	need(t)
-	var wg sync.WaitGroup
-	var serverErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		server, serverErr = runVMM(t, "", "run", "--net", "switch:"+sw+",mac="+serverMAC, "--", "sh", "-c", serverScript)
-	}()
-	time.Sleep(2 * time.Second) // let the first vmm own the switch
-	client = vmm(t, "", "run", "--net", "switch:"+sw+",mac="+clientMAC, "--", "sh", "-c", clientScript)
-	wg.Wait()
-	if serverErr != nil {
-		t.Fatal(serverErr)
+// randomBytes returns n random bytes.
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
 	}
-	return server, client
+	return b
+}
+
+// writeImage writes data to a raw image in the test's temporary directory.
+// Guests send such images (from /dev/vda): reading /dev/urandom instead
+// costs the emulated guest kernel seconds per 256 KiB.
+func writeImage(t *testing.T, data []byte) string {
+	f, err := os.CreateTemp(t.TempDir(), "net-*.img")
+	if err == nil {
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }

@@ -28,3 +28,14 @@ func TestBenchSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestGuestGot(t *testing.T) {
+	if !guestGot("noise\r\nGOT 1048576\r\n", 1<<20) {
+		t.Error("guestGot missed its line")
+	}
+	for _, bad := range []string{"", "GOT 10485760", "GOT 104857", "GOT"} {
+		if guestGot(bad, 1<<20) {
+			t.Errorf("guestGot(%q) accepted", bad)
+		}
+	}
+}
