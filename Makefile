@@ -3,7 +3,8 @@
 #   make demo         build all, boot the guest, run a command in it
 #   make test         build all, run every test (unit + real-guest end-to-end)
 #   make bench-boot   median boot-to-init time over N boots, VMM RSS beyond guest RAM
-#   make bench-virtio virtio-blk throughput as a ratio to the host
+#   make bench-virtio virtio-blk and virtio-net throughput as ratios to host baselines
+#   make bench-probe  probe-hit -> VMM latency, armed-catalogue overhead, event storm
 #   make guest-kernel / initramfs / vmm   the pieces
 
 BUILD ?= build
@@ -11,7 +12,7 @@ GO ?= go
 N ?= 5
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio clean
+.PHONY: all vmm guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
@@ -58,6 +59,9 @@ bench-boot: all
 
 bench-virtio: all
 	$(GO) run ./cmd/bench virtio
+
+bench-probe: all
+	$(GO) run ./cmd/bench probe -n $(or $(HITS),1000)
 
 clean:
 	rm -rf $(BUILD)

@@ -7,6 +7,10 @@
 //	                    then virtio-net TCP throughput host <-> guest over a
 //	                    tap (in a netns of its own), as a ratio to TCP over
 //	                    loopback in the same run (root only, else skipped)
+//	bench probe [-n N]  the probe channel in one guest: the armed catalogue's
+//	                    overhead on a syscall-heavy workload (throughput
+//	                    ratio with/without), probe-hit -> VMM latency over
+//	                    N hits, an event storm's throughput and drops
 //
 // Targets are printed beside the numbers; nothing here asserts them.
 package main
@@ -31,8 +35,20 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) >= 2 && os.Args[1] == "probe" {
+		fs := pflag.NewFlagSet("bench probe", pflag.ContinueOnError)
+		n := fs.IntP("n", "n", 1000, "workload iterations per phase (probe hits for the latency numbers)")
+		if err := fs.Parse(os.Args[2:]); err != nil {
+			os.Exit(2)
+		}
+		if err := benchProbe(*n); err != nil {
+			fmt.Fprintln(os.Stderr, "bench probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "boot" {
-		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio")
+		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio | bench probe [-n N]")
 		os.Exit(2)
 	}
 	fs := pflag.NewFlagSet("bench boot", pflag.ContinueOnError)
