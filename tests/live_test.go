@@ -78,6 +78,14 @@ func startLiveGuest(t *testing.T, runFlags ...string) *liveGuest {
 	return g
 }
 
+// as makes t the test that the guest's helpers fail, for the length of a
+// subtest: defer g.as(t)().
+func (g *liveGuest) as(t *testing.T) func() {
+	prev := g.t
+	g.t = t
+	return func() { g.t = prev }
+}
+
 // collect streams events from the API into g.events.
 func (g *liveGuest) collect() {
 	c, err := api.Dial(g.sock)
@@ -127,13 +135,23 @@ func (g *liveGuest) mark() int {
 // waitEvent returns the first event after mark that match accepts.
 func (g *liveGuest) waitEvent(mark int, what string, match func(probe.Event) bool) probe.Event {
 	g.t.Helper()
-	deadline := time.After(2 * time.Minute)
+	e, ok := g.waitEventWithin(mark, 2*time.Minute, match)
+	if !ok {
+		g.t.Fatalf("no %s in 2 minutes; events: %+v", what, g.since(mark))
+	}
+	return e
+}
+
+// waitEventWithin is waitEvent giving up after d.
+func (g *liveGuest) waitEventWithin(mark int, d time.Duration, match func(probe.Event) bool) (probe.Event, bool) {
+	g.t.Helper()
+	deadline := time.After(d)
 	for {
 		g.mu.Lock()
 		for _, e := range g.events[mark:] {
 			if match(e) {
 				g.mu.Unlock()
-				return e
+				return e, true
 			}
 		}
 		g.mu.Unlock()
@@ -142,9 +160,9 @@ func (g *liveGuest) waitEvent(mark int, what string, match func(probe.Event) boo
 		case <-time.After(time.Second):
 		case err := <-g.done:
 			g.done <- err
-			g.t.Fatalf("vmm ended (%v) before %s", err, what)
+			g.t.Fatalf("vmm ended (%v) while waiting for an event", err)
 		case <-deadline:
-			g.t.Fatalf("no %s in 2 minutes; events: %+v", what, g.since(mark))
+			return probe.Event{}, false
 		}
 	}
 }
