@@ -1,8 +1,9 @@
 #!/bin/sh
 # Builds the tracevisor guest kernel into OUT (default build/guest-kernel):
 # Debian's linux-source-6.1, `make tinyconfig`, config.fragment merged over it,
-# patches/*.patch applied. Produces vmlinux (PVH-bootable ELF), bzImage and
-# System.map. Does nothing when none of its inputs changed.
+# patches/*.patch applied, the probe driver (probe/) built in. Produces vmlinux
+# (PVH-bootable ELF), bzImage and System.map. Does nothing when none of its
+# inputs changed.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,7 @@ fi
 # Inputs that force a fresh source tree, and inputs that only force a rebuild.
 src_key=$(ls -l "$tarball"; cat "$here"/patches/*.patch)
 src_key=$(printf '%s' "$src_key" | sha256sum | cut -d' ' -f1)
-all_key=$(printf '%s%s' "$src_key" "$(cat "$here/config.fragment" "$here/build.sh")" | sha256sum | cut -d' ' -f1)
+all_key=$(printf '%s%s' "$src_key" "$(cat "$here/config.fragment" "$here/build.sh" "$here"/probe/Kbuild "$here"/probe/*.[ch])" | sha256sum | cut -d' ' -f1)
 
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$all_key" ] &&
    [ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ] && [ -f "$out/System.map" ]; then
@@ -49,6 +50,19 @@ if [ ! -f "$src/.tracevisor-src" ] || [ "$(cat "$src/.tracevisor-src")" != "$src
 fi
 
 cd "$src"
+# The probe driver (guest-kernel/probe) is built in, as drivers/tracevisor.
+# Its sources are copied, not linked: the build writes objects beside them.
+# Only changed files are copied, so make rebuilds only what changed.
+mkdir -p drivers/tracevisor
+for f in drivers/tracevisor/*.[ch]; do
+	if [ -e "$f" ] && [ ! -e "$here/probe/${f##*/}" ]; then rm -f "$f"; fi
+done
+for f in "$here"/probe/Kbuild "$here"/probe/*.[ch]; do
+	cmp -s "$f" "drivers/tracevisor/${f##*/}" || cp "$f" drivers/tracevisor/
+done
+grep -qxF 'obj-$(CONFIG_VIRTIO) += tracevisor/' drivers/Makefile ||
+	echo 'obj-$(CONFIG_VIRTIO) += tracevisor/' >> drivers/Makefile
+
 make -s ARCH=x86_64 tinyconfig >/dev/null
 scripts/kconfig/merge_config.sh -m .config "$here/config.fragment" >/dev/null
 make -s ARCH=x86_64 olddefconfig >/dev/null

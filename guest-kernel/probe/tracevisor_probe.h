@@ -82,9 +82,12 @@ struct tvp_hdr {
  *            value: the victim's RSS in pages; other: the task that ran the OOM
  *            killer (current). On out_of_memory(oc=%di): subject: current.
  *   PANIC    panic notifier: subject: current; text: the panic message.
- *   OOPS     die notifier (DIE_OOPS and others): subject: current; sig: the
- *            signal the kernel would send, value: trap number, text: the
- *            die string ("Oops", "general protection fault", ...).
+ *   OOPS     die notifier, DIE_OOPS only: every oops passes it once; the
+ *            chain's other calls are user-mode traps, breakpoints, debug
+ *            exceptions, and a second call for a kernel GPF or trap that
+ *            then oopses. Subject: current; sig: the signal the kernel
+ *            would send (SIGSEGV), value: trap number, text: the die string
+ *            ("Oops", "general protection fault", "invalid opcode", ...).
  *   EXIT     kprobe on do_exit(code=%di): subject: current; value: the code.
  *   HUNG     kprobe on sched_show_task(p=%di), only when current is
  *            khungtaskd: subject: p (the hung task); text: "hung task".
