@@ -94,11 +94,10 @@ panic() is not seen here; the VMM's own exit status tells those apart.
 Narrowing to a service's comm keeps only panics while it was current,
 which is rarely what is wanted: a panic stops every service.`,
 	},
-	// oops: the die notifier, class oops; also reports non-oops traps
-	// (user divide errors, breakpoints); misses WARN()s.
+	// oops: the die notifier, class oops; only DIE_OOPS; misses WARN()s.
 	{
 		name:    "oops",
-		summary: "a kernel oops (and the other traps the die chain sees)",
+		summary: "a kernel oops",
 		specs:   []string{"die:oops"},
 		doc: `The die notifier chain (kind die), not a kprobe: the trap handlers
 call it before they kill the current task. DIE_OOPS is a kernel oops: a
@@ -107,10 +106,10 @@ the die string ("Oops", "general protection fault", "invalid opcode");
 value: the trap number; sig: the signal the kernel would send; subject:
 current.
 
-Also reported: the chain is called for traps that are not oopses, as a
-user process's divide error or invalid opcode (DIE_TRAP), breakpoints
-and single steps under a debugger (DIE_INT3, DIE_DEBUG), and NMIs; add
-sig:SEGV to keep oopses (DIE_OOPS carries SIGSEGV), or narrow by comm.
+The driver reports DIE_OOPS only: the chain is also called for traps
+that are not oopses (a user process's divide error or invalid opcode,
+breakpoints and single steps under a debugger, NMIs) and, for a kernel
+trap that then oopses, once before the oops; those are not reported.
 Misses: WARN()s, which do not die; user-space segmentation faults, which
 are signals (see signal); an oops inside the driver's own send path. An
 oops in interrupt context, or with panic_on_oops, is followed by a panic.`,
