@@ -47,13 +47,7 @@ func (d *Device) QueueMaxSizes() []uint16 { return []uint16{QueueSize} }
 
 // ReadConfig implements mmio.Device: struct virtio_blk_config.
 func (d *Device) ReadConfig(offset uint64, data []byte) {
-	cfg := d.disk.Config()
-	for i := range data {
-		data[i] = 0
-		if o := offset + uint64(i); o < uint64(len(cfg)) {
-			data[i] = cfg[o]
-		}
-	}
+	mmio.ReadConfigBytes(d.disk.Config(), offset, data)
 }
 
 // WriteConfig implements mmio.Device: the block config space is read-only
@@ -65,12 +59,11 @@ func (d *Device) Activate(ctx mmio.ActivateContext) error {
 	if len(ctx.Queues) != 1 || !ctx.Queues[0].Ready {
 		return fmt.Errorf("virtio-blk: request queue not enabled")
 	}
-	c := ctx.Queues[0]
-	q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
-		Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
+	qs, err := ctx.OpenQueues(QueueSize)
 	if err != nil {
-		return err
+		return fmt.Errorf("virtio-blk: %w", err)
 	}
+	q := qs[0]
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.q, d.mem, d.irq, d.broken = q, ctx.Mem, ctx.Interrupt, false

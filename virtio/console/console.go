@@ -4,6 +4,7 @@
 package console
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
@@ -73,18 +74,12 @@ func (d *Device) WriteConfig(uint64, []byte) {}
 
 // Activate implements mmio.Device.
 func (d *Device) Activate(ctx mmio.ActivateContext) error {
-	var qs [2]*queue.Queue
-	for i, c := range ctx.Queues {
-		if i >= len(qs) || !c.Ready {
-			continue
-		}
-		q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
-			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
-		if err != nil {
-			return err
-		}
-		qs[i] = q
+	opened, err := ctx.OpenQueues(QueueSize)
+	if err != nil {
+		return fmt.Errorf("virtio-console: %w", err)
 	}
+	var qs [2]*queue.Queue
+	copy(qs[:], opened)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.q, d.mem, d.irq, d.broken = qs, ctx.Mem, ctx.Interrupt, false

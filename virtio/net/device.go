@@ -179,12 +179,7 @@ func (d *Device) ReadConfig(offset uint64, data []byte) {
 		binary.LittleEndian.PutUint16(cfg[6:], VIRTIO_NET_S_LINK_UP)
 	}
 	d.mu.Unlock()
-	for i := range data {
-		data[i] = 0
-		if o := offset + uint64(i); o < configLen {
-			data[i] = cfg[o]
-		}
-	}
+	mmio.ReadConfigBytes(cfg[:configLen], offset, data)
 }
 
 // WriteConfig implements mmio.Device: with VERSION_1 the config space is
@@ -194,18 +189,12 @@ func (d *Device) WriteConfig(uint64, []byte) {}
 // Activate implements mmio.Device. Queues the driver did not enable are
 // left alone (no reception, or no transmission).
 func (d *Device) Activate(ctx mmio.ActivateContext) error {
-	var qs [2]*queue.Queue
-	for i, c := range ctx.Queues {
-		if i >= len(qs) || !c.Ready {
-			continue
-		}
-		q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
-			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
-		if err != nil {
-			return fmt.Errorf("virtio-net: queue %d: %w", i, err)
-		}
-		qs[i] = q
+	opened, err := ctx.OpenQueues(QueueSize)
+	if err != nil {
+		return fmt.Errorf("virtio-net: %w", err)
 	}
+	var qs [2]*queue.Queue
+	copy(qs[:], opened)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -85,12 +85,7 @@ func (d *Device) ReadConfig(offset uint64, data []byte) {
 	putLE32(cfg[0:], wire.Version)
 	putLE32(cfg[4:], uint32(len(d.pending)))
 	d.mu.Unlock()
-	for i := range data {
-		data[i] = 0
-		if o := offset + uint64(i); o < uint64(len(cfg)) {
-			data[i] = cfg[o]
-		}
-	}
+	mmio.ReadConfigBytes(cfg[:], offset, data)
 }
 
 // WriteConfig implements mmio.Device: the config space is read-only.
@@ -98,18 +93,12 @@ func (d *Device) WriteConfig(uint64, []byte) {}
 
 // Activate implements mmio.Device.
 func (d *Device) Activate(ctx mmio.ActivateContext) error {
-	var qs [2]*queue.Queue
-	for i, c := range ctx.Queues {
-		if i >= len(qs) || !c.Ready {
-			continue
-		}
-		q, err := queue.Open(ctx.Mem, queue.Config{Max: QueueSize, Size: c.Size,
-			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
-		if err != nil {
-			return err
-		}
-		qs[i] = q
+	opened, err := ctx.OpenQueues(QueueSize)
+	if err != nil {
+		return fmt.Errorf("probe device: %w", err)
 	}
+	var qs [2]*queue.Queue
+	copy(qs[:], opened)
 	d.mu.Lock()
 	d.q, d.mem, d.irq, d.broken = qs, ctx.Mem, ctx.Interrupt, false
 	d.fail(d.deliver())

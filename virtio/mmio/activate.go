@@ -1,0 +1,38 @@
+package mmio
+
+import (
+	"fmt"
+
+	"github.com/tracevisor/tracevisor/virtio/queue"
+)
+
+// OpenQueues turns every queue the driver enabled into a checked
+// virtqueue of at most max entries, with the negotiated ring features:
+// the one place a device's Activate gets its queues from. Queues the
+// driver left disabled are nil.
+func (ctx ActivateContext) OpenQueues(max uint16) ([]*queue.Queue, error) {
+	qs := make([]*queue.Queue, len(ctx.Queues))
+	for i, c := range ctx.Queues {
+		if !c.Ready {
+			continue
+		}
+		q, err := queue.Open(ctx.Mem, queue.Config{Max: max, Size: c.Size,
+			Desc: c.Desc, Avail: c.Driver, Used: c.Device, Features: ctx.Features})
+		if err != nil {
+			return nil, fmt.Errorf("queue %d: %w", i, err)
+		}
+		qs[i] = q
+	}
+	return qs, nil
+}
+
+// ReadConfigBytes fills data from a device's configuration space cfg at
+// offset; bytes beyond cfg read as zero (spec 4.2.2: any width, any offset).
+func ReadConfigBytes(cfg []byte, offset uint64, data []byte) {
+	for i := range data {
+		data[i] = 0
+		if o := offset + uint64(i); o < uint64(len(cfg)) {
+			data[i] = cfg[o]
+		}
+	}
+}
