@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/netns"
 )
 
 // TestTAPHostGuest boots a guest whose NIC is a tap interface in a network
@@ -24,7 +26,7 @@ func TestTAPHostGuest(t *testing.T) {
 	ns := newNetns(t)
 	const hostIP, guestIP = "10.0.2.1", "10.0.2.15"
 	var ln *net.TCPListener
-	if err := inNetns(ns, func() (err error) {
+	if err := ns.Do(func() (err error) {
 		ln, err = net.ListenTCP("tcp4", &net.TCPAddr{Port: 5001})
 		return err
 	}); err != nil {
@@ -42,7 +44,7 @@ func TestTAPHostGuest(t *testing.T) {
 		"nc -l -p 5000 > /tmp/got && md5sum /tmp/got || exit 8; " + sendScript(hostIP+" 5001", "/dev/vda")
 	start := time.Now()
 	v := startVMMInNetns(t, ns, "run", "--net", "tap:tv0", "--disk", img+",ro", "--", "sh", "-c", script)
-	if err := configureTAP(v.ctx, ns, "tv0", hostIP+"/24"); err != nil {
+	if err := ns.ConfigureTAP(v.ctx, "tv0", hostIP+"/24"); err != nil {
 		v.fatal(t, err)
 	}
 	if err := pingFrom(v.ctx, ns, net.ParseIP(guestIP), 5*time.Minute); err != nil {
@@ -77,10 +79,10 @@ func TestTAPHostGuest(t *testing.T) {
 // sendTo connects from namespace ns to addr (retrying while nothing
 // listens there yet), sends data, half-closes and waits for the peer to
 // close: then the peer has read everything.
-func sendTo(ctx context.Context, ns, addr string, data []byte) error {
+func sendTo(ctx context.Context, ns netns.NS, addr string, data []byte) error {
 	var c *net.TCPConn
-	err := retry(ctx, 3*time.Minute, 250*time.Millisecond, func() error {
-		return inNetns(ns, func() error {
+	err := netns.Retry(ctx, 3*time.Minute, 250*time.Millisecond, func() error {
+		return ns.Do(func() error {
 			conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
 			if err == nil {
 				c = conn.(*net.TCPConn)

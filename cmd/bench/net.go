@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/netns"
 )
 
 const (
@@ -29,7 +32,7 @@ const (
 // close. The baseline, measured in the same run, is TCP over the
 // namespace's loopback. The guest sends from tmpfs and receives into it.
 func benchNet(sizeMiB int) (err error) {
-	if why := netnsUnusable(); why != "" {
+	if why := netns.Unusable(); why != "" {
 		fmt.Println("virtio-net: skipped:", why)
 		return nil
 	}
@@ -40,7 +43,7 @@ func benchNet(sizeMiB int) (err error) {
 			err = fmt.Errorf("interrupted (the guest and the netns are gone): %w", err)
 		}
 	}()
-	ns, err := newNetns()
+	ns, err := netns.New("tvbench-")
 	if err != nil {
 		return err
 	}
@@ -66,7 +69,7 @@ func benchNet(sizeMiB int) (err error) {
 		return err
 	}
 	var ln *net.TCPListener
-	if err := ns.do(func() (err error) {
+	if err := ns.Do(func() (err error) {
 		ln, err = net.ListenTCP("tcp4", &net.TCPAddr{Port: 5001})
 		return err
 	}); err != nil {
@@ -78,22 +81,22 @@ func benchNet(sizeMiB int) (err error) {
 		"nc -l -p 5000 > /tmp/got && echo GOT $(wc -c < /tmp/got) && rm /tmp/got || exit 8; " +
 		"i=0; until nc " + benchHostIP + " 5001 < /tmp/data; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done"
 	var out bytes.Buffer
-	cmd := ns.command(ctx, vmmBinary(), "run", "--net", "tap:tvb0", "--disk", img+",ro", "--", "sh", "-c", script)
+	cmd := ns.Command(ctx, vmmBinary(), "run", "--net", "tap:tvb0", "--disk", img+",ro", "--", "sh", "-c", script)
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	vctx, exited := context.WithCancel(ctx)
+	vctx, exited := context.WithCancelCause(ctx)
 	var werr error
-	go func() { werr = cmd.Wait(); exited() }()
+	go func() { werr = cmd.Wait(); exited(errors.New("vmm exited")) }()
 	defer func() { cmd.Process.Kill(); <-vctx.Done() }() // before the namespace goes
 
-	if err := ns.configureTAP(vctx, "tvb0", benchHostIP+"/24"); err != nil {
+	if err := ns.ConfigureTAP(vctx, "tvb0", benchHostIP+"/24"); err != nil {
 		return err
 	}
 	var c *net.TCPConn
-	if err := retry(vctx, 5*time.Minute, 200*time.Millisecond, func() error {
-		return ns.do(func() (err error) { c, err = dialTCP(benchGuestIP + ":5000"); return err })
+	if err := netns.Retry(vctx, 5*time.Minute, 200*time.Millisecond, func() error {
+		return ns.Do(func() (err error) { c, err = dialTCP(benchGuestIP + ":5000"); return err })
 	}); err != nil {
 		return fmt.Errorf("connecting to the guest: %w\n%s", err, out.String())
 	}
@@ -124,10 +127,10 @@ func benchNet(sizeMiB int) (err error) {
 }
 
 // loopbackMiBps times a loopbackMiB TCP transfer over the namespace's lo.
-func loopbackMiBps(ns netns) (float64, error) {
+func loopbackMiBps(ns netns.NS) (float64, error) {
 	var ln *net.TCPListener
 	var c *net.TCPConn
-	err := ns.do(func() (err error) {
+	err := ns.Do(func() (err error) {
 		if ln, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 			return err
 		}

@@ -15,10 +15,6 @@ const VIRTIO_ID_BLOCK = 2
 // QueueSize is the size of the request queue.
 const QueueSize = 256
 
-// needsResetter is implemented by the transport: bad guest input puts the
-// device in DEVICE_NEEDS_RESET.
-type needsResetter interface{ SetNeedsReset() }
-
 // Device is a virtio-blk device (one request queue) serving a Disk. Requests
 // are executed synchronously on the vCPU thread that notified the queue.
 type Device struct {
@@ -86,9 +82,7 @@ func (d *Device) Notify(uint32) {
 	}
 	if err := d.drain(); err != nil {
 		d.broken = true
-		if r, ok := d.irq.(needsResetter); ok {
-			r.SetNeedsReset()
-		}
+		mmio.NeedsReset(d.irq)
 	}
 }
 
@@ -121,12 +115,5 @@ func (d *Device) drain() error {
 			break
 		}
 	}
-	notify, err := d.q.NeedsNotify(d.mem)
-	if err != nil {
-		return err
-	}
-	if notify {
-		d.irq.SignalUsed()
-	}
-	return nil
+	return mmio.SignalUsed(d.q, d.mem, d.irq)
 }

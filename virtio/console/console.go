@@ -29,9 +29,6 @@ const QueueSize = 64
 // buffer; ReadFrom waits for room beyond it, so no byte is dropped.
 const maxPending = 4096
 
-// needsResetter is implemented by the transport.
-type needsResetter interface{ SetNeedsReset() }
-
 // Device is a one-port virtio console.
 type Device struct {
 	out io.Writer
@@ -116,9 +113,7 @@ func (d *Device) fail(err error) {
 		return
 	}
 	d.broken = true
-	if r, ok := d.irq.(needsResetter); ok {
-		r.SetNeedsReset()
-	}
+	mmio.NeedsReset(d.irq)
 }
 
 // transmit writes every buffer the guest queued for output to out.
@@ -179,14 +174,7 @@ func (d *Device) deliver() {
 }
 
 func (d *Device) signal(q *queue.Queue) error {
-	notify, err := q.NeedsNotify(d.mem)
-	if err != nil {
-		return err
-	}
-	if notify {
-		d.irq.SignalUsed()
-	}
-	return nil
+	return mmio.SignalUsed(q, d.mem, d.irq)
 }
 
 // ReadFrom feeds r to the guest as console input until r ends. It holds at

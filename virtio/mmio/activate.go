@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tracevisor/tracevisor/virtio/queue"
+	"github.com/tracevisor/tracevisor/vmm/guestmem"
 )
 
 // OpenQueues turns every queue the driver enabled into a checked
@@ -34,5 +35,29 @@ func ReadConfigBytes(cfg []byte, offset uint64, data []byte) {
 		if o := offset + uint64(i); o < uint64(len(cfg)) {
 			data[i] = cfg[o]
 		}
+	}
+}
+
+// SignalUsed interrupts the driver through irq if it wants to hear of the
+// used buffers just added to q (spec 2.7.7 and 2.7.10: the NO_INTERRUPT
+// flag, or used_event under EVENT_IDX): the one place devices decide on a
+// used-buffer interrupt.
+func SignalUsed(q *queue.Queue, mem *guestmem.Memory, irq Interrupt) error {
+	notify, err := q.NeedsNotify(mem)
+	if err != nil {
+		return err
+	}
+	if notify {
+		irq.SignalUsed()
+	}
+	return nil
+}
+
+// NeedsReset puts the device behind irq in DEVICE_NEEDS_RESET after guest
+// input it cannot recover from, when irq can (a Transport can; a test's
+// bare Interrupt may not).
+func NeedsReset(irq Interrupt) {
+	if r, ok := irq.(interface{ SetNeedsReset() }); ok {
+		r.SetNeedsReset()
 	}
 }

@@ -46,9 +46,6 @@ const MaxHeld = 256
 // configLen is the size of the config space we expose: mac[6], status u16.
 const configLen = 8
 
-// needsResetter is implemented by the transport.
-type needsResetter interface{ SetNeedsReset() }
-
 // Stats are the device's counters since New.
 type Stats struct {
 	TxFrames, TxBytes uint64 // frames handed to Backend.Send
@@ -239,22 +236,13 @@ func (d *Device) fail(err error) {
 	}
 	d.broken = true
 	d.dropHeldLocked()
-	if r, ok := d.irq.(needsResetter); ok {
-		r.SetNeedsReset()
-	}
+	mmio.NeedsReset(d.irq)
 }
 
 // signal interrupts the driver if it wants to hear of used buffers on q.
 // Called with mu held.
 func (d *Device) signal(q *queue.Queue) error {
-	notify, err := q.NeedsNotify(d.mem)
-	if err != nil {
-		return err
-	}
-	if notify {
-		d.irq.SignalUsed()
-	}
-	return nil
+	return mmio.SignalUsed(q, d.mem, d.irq)
 }
 
 // transmit sends every frame the guest queued, in batches of at most

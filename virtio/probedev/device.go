@@ -44,9 +44,6 @@ var ErrTooLong = fmt.Errorf("probedev: command longer than %d bytes", wire.BufSi
 // ErrBacklog is returned when MaxPending commands already wait for the guest.
 var ErrBacklog = errors.New("probedev: too many commands waiting for the guest driver")
 
-// needsResetter is implemented by the transport.
-type needsResetter interface{ SetNeedsReset() }
-
 // Device is the virtio probe device.
 type Device struct {
 	recv Receiver
@@ -243,20 +240,11 @@ func (d *Device) fail(err error) {
 		return
 	}
 	d.broken = true
-	if r, ok := d.irq.(needsResetter); ok {
-		r.SetNeedsReset()
-	}
+	mmio.NeedsReset(d.irq)
 }
 
 func (d *Device) signal(q *queue.Queue) error {
-	notify, err := q.NeedsNotify(d.mem)
-	if err != nil {
-		return err
-	}
-	if notify {
-		d.irq.SignalUsed()
-	}
-	return nil
+	return mmio.SignalUsed(q, d.mem, d.irq)
 }
 
 func putLE32(b []byte, v uint32) {
