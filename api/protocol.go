@@ -29,13 +29,16 @@ type Request struct {
 	Inject *Injection `json:"inject,omitempty"`
 }
 
-// Injection names a fault: Kind is signal, oom, panic or hang.
+// InjectKinds names the faults an Injection can ask for.
+const InjectKinds = "signal, oom, panic, hang or stall"
+
+// Injection names a fault: Kind is one of InjectKinds.
 type Injection struct {
 	Kind    string `json:"kind"`
 	Comm    string `json:"comm,omitempty"`    // signal: processes named so
 	Signal  int    `json:"signal,omitempty"`  // signal: its number
 	CPU     int    `json:"cpu,omitempty"`     // hang: which CPU
-	Seconds int    `json:"seconds,omitempty"` // hang: how long
+	Seconds int    `json:"seconds,omitempty"` // hang, stall: how long
 }
 
 // Response answers a Request. Error is empty on success.

@@ -163,26 +163,27 @@ func (s *Server) inject(ctx context.Context, in *Injection) error {
 
 // probeInjection checks an Injection and converts it for the host.
 func (in *Injection) probeInjection() (probe.Injection, error) {
-	switch in.Kind {
-	case "signal":
+	kind, ok := wire.ParseInjectKind(in.Kind)
+	if !ok {
+		return probe.Injection{}, fmt.Errorf("inject: unknown kind %q: want %s", in.Kind, InjectKinds)
+	}
+	pi := probe.Injection{Kind: kind}
+	switch kind {
+	case wire.InjectSignal:
 		if in.Comm == "" {
-			return probe.Injection{}, errors.New("inject signal: which process? give its name (comm)")
+			return pi, errors.New("inject signal: which process? give its name (comm)")
 		}
 		if in.Signal < 1 || in.Signal > 64 {
-			return probe.Injection{}, fmt.Errorf("inject signal: signal %d: want 1-64", in.Signal)
+			return pi, fmt.Errorf("inject signal: signal %d: want 1-64", in.Signal)
 		}
-		return probe.Injection{Kind: wire.InjectSignal, Comm: in.Comm, Signal: uint32(in.Signal)}, nil
-	case "oom":
-		return probe.Injection{Kind: wire.InjectOOM}, nil
-	case "panic":
-		return probe.Injection{Kind: wire.InjectPanic}, nil
-	case "hang":
+		pi.Comm, pi.Signal = in.Comm, uint32(in.Signal)
+	case wire.InjectHang, wire.InjectStall:
 		if in.CPU < 0 || in.Seconds < 1 || in.Seconds > 3600 {
-			return probe.Injection{}, fmt.Errorf("inject hang: cpu %d, %d seconds: want cpu >= 0 and 1-3600 seconds", in.CPU, in.Seconds)
+			return pi, fmt.Errorf("inject %s: cpu %d, %d seconds: want cpu >= 0 and 1-3600 seconds", in.Kind, in.CPU, in.Seconds)
 		}
-		return probe.Injection{Kind: wire.InjectHang, CPU: uint32(in.CPU), Seconds: uint32(in.Seconds)}, nil
+		pi.CPU, pi.Seconds = uint32(in.CPU), uint32(in.Seconds)
 	}
-	return probe.Injection{}, fmt.Errorf("inject: unknown kind %q: want signal, oom, panic or hang", in.Kind)
+	return pi, nil
 }
 
 // stream writes events to the connection until it fails or the host closes.

@@ -71,6 +71,7 @@ func TestBadRequestsAreAnswered(t *testing.T) {
 		{Request{Op: OpInject}, "no injection"},
 		{Request{Op: OpInject, Inject: &Injection{Kind: "signal", Signal: 9}}, "which process"},
 		{Request{Op: OpInject, Inject: &Injection{Kind: "hang", Seconds: 0}}, "seconds"},
+		{Request{Op: OpInject, Inject: &Injection{Kind: "stall", Seconds: 3601}}, "1-3600"},
 		{Request{Op: OpInject, Inject: &Injection{Kind: "meteor"}}, "unknown kind"},
 	} {
 		if _, err := call(t, sock, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -159,7 +159,9 @@ default, one per hung task per check; -1: no limit), and none at all
 with hung_task_panic (a panic instead); killable and idle sleeps
 (TASK_KILLABLE, TASK_IDLE), which the detector skips; hard lockups (a
 CPU stuck with interrupts off) and RCU stalls; a lockup of every vCPU,
-which leaves none to send the event.`,
+which leaves none to send the event. To try both: vmm inject stall (a
+kernel thread in D state) and vmm inject hang (a CPU spun with
+preemption off).`,
 	},
 }
 

@@ -304,7 +304,7 @@ type Injection struct {
 	Comm    string // TVP_INJECT_SIGNAL: processes named so
 	Signal  uint32 // TVP_INJECT_SIGNAL: the signal
 	CPU     uint32 // TVP_INJECT_HANG: the CPU to spin
-	Seconds uint32 // TVP_INJECT_HANG: how long
+	Seconds uint32 // TVP_INJECT_HANG, TVP_INJECT_STALL: how long
 }
 
 // Inject asks the guest's driver to cause a fault and waits until it says
@@ -319,6 +319,8 @@ func (h *Host) Inject(ctx context.Context, in Injection) error {
 		cmd.Arg = in.Signal
 	case wire.InjectHang:
 		cmd.Arg, cmd.Arg2 = in.CPU, in.Seconds
+	case wire.InjectStall:
+		cmd.Arg2 = in.Seconds
 	}
 	b, err := cmd.MarshalBinary()
 	if err != nil {

@@ -174,8 +174,12 @@ func TestInjectSendsTheFault(t *testing.T) {
 	if err := h.Inject(ctx(t), Injection{Kind: wire.InjectSignal, Comm: "httpd", Signal: 9}); err != nil {
 		t.Fatal(err)
 	}
+	if err := h.Inject(ctx(t), Injection{Kind: wire.InjectStall, CPU: 3, Seconds: 60}); err != nil {
+		t.Fatal(err)
+	}
 	in := g.Injects()
-	if len(in) != 2 || in[0].Arg != 1 || in[0].Arg2 != 5 || in[1].Comm != "httpd" || in[1].Arg != 9 {
+	if len(in) != 3 || in[0].Arg != 1 || in[0].Arg2 != 5 || in[1].Comm != "httpd" || in[1].Arg != 9 ||
+		in[2].Kind != wire.InjectStall || in[2].Arg != 0 || in[2].Arg2 != 60 {
 		t.Errorf("injects %+v", in)
 	}
 }

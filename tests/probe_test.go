@@ -109,7 +109,9 @@ done
 func TestProbesOnARunningGuest(t *testing.T) {
 	t.Parallel()
 	ev := filepath.Join(t.TempDir(), "ev.jsonl")
-	g := startLiveGuest(t, "--events", ev, "--cmdline", "watchdog_thresh=1", "--", "sh", "-c", liveScript)
+	// Soft lockups after 2 s, hung tasks after 3 s (defaults: 20 s, 120 s).
+	g := startLiveGuest(t, "--events", ev, "--cmdline", "watchdog_thresh=1 sysctl.kernel.hung_task_timeout_secs=3",
+		"--", "sh", "-c", liveScript)
 
 	// Attach to the running guest: no reboot.
 	sig := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:signal:comm=httpd"}).IDs
@@ -158,10 +160,17 @@ func TestProbesOnARunningGuest(t *testing.T) {
 	t.Run("oom", func(t *testing.T) {
 		defer g.as(t)()
 		ids := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:oom"}).IDs
-		// The OOM killer finds no eligible task while the supervisor is
+		// Each try waits for httpd to run (a harmless CONT reaches it):
+		// until the respawned fork has exec'd, it is "sh", and with the
+		// oom_score_adj of 1000 already written it is the one chosen. The
+		// OOM killer can also find no eligible task while the supervisor is
 		// respawning httpd (its fork still has the shell's -1000): retry.
 		var e probe.Event
 		for try := 0; ; try++ {
+			retryFor(t, "httpd to be running", func() error {
+				_, err := g.callErr(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 18}})
+				return err
+			})
 			mark := g.mark()
 			g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "oom"}})
 			var ok bool
@@ -219,9 +228,22 @@ func TestProbesOnARunningGuest(t *testing.T) {
 		g.waitEvent(mark, "httpd's exit after the storm", func(e probe.Event) bool { return e.Class == "exit" })
 	})
 
+	hung := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:hung"}).IDs
+	t.Run("hung task", func(t *testing.T) {
+		defer g.as(t)()
+		mark := g.mark()
+		if err := injectCLI(t, g, "stall", "--seconds", "10"); err != nil {
+			t.Fatal(err)
+		}
+		e := g.waitEvent(mark, "a hung-task event", func(e probe.Event) bool { return e.Class == "hung" })
+		if e.Comm != "tvp-stall" || e.PID <= 1 || e.Probe != "hung" {
+			t.Errorf("hung-task event names another task: %+v", e)
+		}
+	})
+
 	t.Run("soft lockup", func(t *testing.T) {
 		defer g.as(t)()
-		ids := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:hung"}).IDs
+		ids := hung
 		mark := g.mark()
 		g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "hang", CPU: 0, Seconds: 5}})
 		e := g.waitEvent(mark, "a soft-lockup event", func(e probe.Event) bool { return e.Class == "lockup" })

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/api"
 )
 
 func TestParseSize(t *testing.T) {
@@ -47,5 +49,30 @@ func TestEscapeReader(t *testing.T) {
 	// Ctrl-A Ctrl-A passes one Ctrl-A on; Ctrl-A x (stop) is swallowed.
 	if want := "ls\n\x01a"; string(got) != want {
 		t.Errorf("passed %q, want %q", got, want)
+	}
+}
+
+func TestParseInjection(t *testing.T) {
+	good := []struct {
+		args []string
+		want api.Injection
+	}{
+		{[]string{"signal", "httpd"}, api.Injection{Kind: "signal", Comm: "httpd", Signal: 15}},
+		{[]string{"signal", "httpd", "KILL"}, api.Injection{Kind: "signal", Comm: "httpd", Signal: 9}},
+		{[]string{"oom"}, api.Injection{Kind: "oom"}},
+		{[]string{"hang"}, api.Injection{Kind: "hang", CPU: 1, Seconds: 7}},
+		{[]string{"stall"}, api.Injection{Kind: "stall", Seconds: 7}},
+	}
+	for _, tc := range good {
+		got, err := parseInjection(tc.args, 1, 7)
+		if err != nil || got != tc.want {
+			t.Errorf("parseInjection(%q) = %+v, %v; want %+v", tc.args, got, err, tc.want)
+		}
+	}
+	for _, args := range [][]string{nil, {"signal"}, {"signal", "a", "NOSIG"}, {"panic", "now"},
+		{"stall", "5"}, {"meteor"}} {
+		if got, err := parseInjection(args, 0, 30); err == nil {
+			t.Errorf("parseInjection(%q) = %+v, want an error", args, got)
+		}
 	}
 }

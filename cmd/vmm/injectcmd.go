@@ -21,6 +21,9 @@ driver does it in kernel space, so it works when guest user space is dead.
   panic               panic the guest kernel
   hang                spin a CPU with preemption off (--cpu, --seconds):
                       the guest's soft-lockup detector fires
+  stall               put a kernel thread, tvp-stall, in uninterruptible
+                      sleep (--seconds): the hung-task detector reports it
+                      after kernel.hung_task_timeout_secs
 
   vmm inject --api /tmp/vm.sock signal httpd KILL
   vmm inject --api /tmp/vm.sock hang --seconds 30
@@ -32,7 +35,7 @@ func injectCmd(args []string) int {
 	fs := pflag.NewFlagSet("vmm inject", pflag.ContinueOnError)
 	sock := fs.String("api", "", "API socket of the running vmm (its --api)")
 	cpu := fs.Int("cpu", 0, "hang: the CPU to spin")
-	seconds := fs.Int("seconds", 30, "hang: how long to spin")
+	seconds := fs.Int("seconds", 30, "hang, stall: how long")
 	fs.Usage = func() { fmt.Fprintf(os.Stderr, injectHelp, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -63,7 +66,7 @@ func injectCmd(args []string) int {
 // parseInjection reads KIND [ARGS] from the command line.
 func parseInjection(args []string, cpu, seconds int) (api.Injection, error) {
 	if len(args) == 0 {
-		return api.Injection{}, errors.New("which fault? want signal, oom, panic or hang")
+		return api.Injection{}, errors.New("which fault? want " + api.InjectKinds)
 	}
 	in := api.Injection{Kind: args[0]}
 	switch args[0] {
@@ -88,8 +91,13 @@ func parseInjection(args []string, cpu, seconds int) (api.Injection, error) {
 			return in, errors.New("hang takes --cpu and --seconds, no arguments")
 		}
 		in.CPU, in.Seconds = cpu, seconds
+	case "stall":
+		if len(args) != 1 {
+			return in, errors.New("stall takes --seconds, no arguments")
+		}
+		in.Seconds = seconds
 	default:
-		return in, fmt.Errorf("unknown fault %q: want signal, oom, panic or hang", args[0])
+		return in, fmt.Errorf("unknown fault %q: want %s", args[0], api.InjectKinds)
 	}
 	return in, nil
 }

@@ -23,7 +23,7 @@ Usage:
   vmm probe COMMAND --api SOCKET       attach, detach and list kprobes in a
                                        running guest; stream its events
   vmm inject KIND --api SOCKET         cause a fault in a running guest
-                                       (signal, oom, panic, hang)
+                                       (signal, oom, panic, hang, stall)
   vmm doctor                           print what /dev/kvm offers and which host
                                        profile (hardware or emulated) applies
   vmm help                             this text

@@ -99,6 +99,33 @@ static int tvp_inject_hang(struct tvp_dev *tv, u32 seq, u32 cpu, u32 secs)
 }
 
 /*
+ * Sleeps uninterruptibly (D state) for its seconds without holding
+ * anything: a hung task for khungtaskd to report once
+ * kernel.hung_task_timeout_secs pass, with nothing else harmed.
+ */
+static int tvp_stall(void *data)
+{
+	schedule_timeout_uninterruptible((unsigned long)data * HZ);
+	module_put_and_kthread_exit(0);
+}
+
+static int tvp_inject_stall(u32 secs)
+{
+	struct task_struct *t;
+
+	if (!secs || secs > TVP_HANG_MAX_S)
+		return -EINVAL;
+	/* The thread outlives the command: keep a module's text around. */
+	__module_get(THIS_MODULE);
+	t = kthread_run(tvp_stall, (void *)(unsigned long)secs, "tvp-stall");
+	if (IS_ERR(t)) {
+		module_put(THIS_MODULE);
+		return PTR_ERR(t);
+	}
+	return 0;
+}
+
+/*
  * TVP_CMD_INJECT. Replies itself: before a panic or a hang starts, after a
  * signal or OOM request is made.
  */
@@ -125,6 +152,9 @@ void tvp_inject(struct tvp_dev *tv, const struct tvp_inject *in, u32 seq)
 					      le32_to_cpu(in->arg2));
 			if (!err)
 				return;
+			break;
+		case TVP_INJECT_STALL:
+			err = tvp_inject_stall(le32_to_cpu(in->arg2));
 			break;
 		default:
 			err = -EOPNOTSUPP;

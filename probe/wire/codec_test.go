@@ -142,7 +142,7 @@ func TestMarshalErrors(t *testing.T) {
 		{"kind 0", with(func(a *Attach) { a.Kind = 0 }), ErrEnum},
 		{"id 0", with(func(a *Attach) { a.ID = 0 }), ErrField},
 		{"detach id 0", Detach{Seq: 1}, ErrField},
-		{"inject kind 5", Inject{Kind: 5}, ErrEnum},
+		{"inject kind 6", Inject{Kind: 6}, ErrEnum},
 		{"inject comm 17 bytes", Inject{Kind: InjectSignal, Comm: strings.Repeat("c", CommLen+1)}, ErrStringTooLong},
 		{"hello clock 0", Hello{Version: 1}, ErrEnum},
 		{"reply status 1", Reply{Status: 1}, ErrField},
@@ -178,6 +178,7 @@ func TestNames(t *testing.T) {
 		{RegR9.String(), "r9"},
 		{OpLE.String(), "<="},
 		{InjectHang.String(), "hang"},
+		{InjectStall.String(), "stall"},
 		{ClockMono.String(), "monotonic"},
 		{MsgEvent.String(), "event"},
 		{CmdStats.String(), "stats-request"},
@@ -186,6 +187,14 @@ func TestNames(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
+	}
+	for k := InjectSignal; k <= InjectStall; k++ {
+		if got, ok := ParseInjectKind(k.String()); !ok || got != k {
+			t.Errorf("ParseInjectKind(%q) = %d, %v; want %d", k.String(), got, ok, k)
+		}
+	}
+	if _, ok := ParseInjectKind("reboot"); ok {
+		t.Error("ParseInjectKind accepted reboot")
 	}
 	for c := ClassGeneric; c <= ClassLockup; c++ {
 		if p, ok := ParseClass(c.String()); !ok || p != c {

@@ -50,7 +50,7 @@ type Inject struct {
 	Seq  uint32
 	Kind InjectKind
 	Arg  uint32 // InjectSignal: the signal; InjectHang: the CPU
-	Arg2 uint32 // InjectHang: seconds
+	Arg2 uint32 // InjectHang, InjectStall: seconds
 	Comm string // InjectSignal: the processes' comm; at most CommLen bytes
 }
 

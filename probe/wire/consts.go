@@ -115,12 +115,8 @@ func (c Class) String() string { return enumName(uint64(c), classNames) }
 // ParseClass returns the class named name ("generic", "signal", "oom",
 // "panic", "oops", "exit", "hung", "lockup").
 func ParseClass(name string) (Class, bool) {
-	for v, n := range classNames {
-		if n == name {
-			return Class(v), true
-		}
-	}
-	return 0, false
+	v, ok := enumValue(name, classNames)
+	return Class(v), ok
 }
 
 // Reg is a register a probe captures (TVP_REG_*, x86-64 pt_regs). RegAX on
@@ -151,12 +147,8 @@ func (r Reg) String() string { return enumName(uint64(r), regNames) }
 
 // ParseReg returns the register named name ("di" ... "ip", no '%').
 func ParseReg(name string) (Reg, bool) {
-	for v, n := range regNames {
-		if n == name {
-			return Reg(v), true
-		}
-	}
-	return 0, false
+	v, ok := enumValue(name, regNames)
+	return Reg(v), ok
 }
 
 // Op is a predicate operator (TVP_OP_*): captured arg <op> value, unsigned.
@@ -190,14 +182,21 @@ const (
 	InjectOOM    InjectKind = 2 // run the OOM killer (as sysrq-f does)
 	InjectPanic  InjectKind = 3 // panic("tracevisor: injected panic")
 	InjectHang   InjectKind = 4 // spin CPU Arg with preemption off for Arg2 seconds
+	InjectStall  InjectKind = 5 // a kernel thread "tvp-stall" sleeps uninterruptibly for Arg2 seconds
 )
 
-// Valid reports whether k is one of the defined inject kinds.
-func (k InjectKind) Valid() bool { return k >= InjectSignal && k <= InjectHang }
+var injectNames = map[uint64]string{1: "signal", 2: "oom", 3: "panic", 4: "hang", 5: "stall"}
 
-// String returns "signal", "oom", "panic" or "hang".
-func (k InjectKind) String() string {
-	return enumName(uint64(k), map[uint64]string{1: "signal", 2: "oom", 3: "panic", 4: "hang"})
+// Valid reports whether k is one of the defined inject kinds.
+func (k InjectKind) Valid() bool { return k >= InjectSignal && k <= InjectStall }
+
+// String returns "signal", "oom", "panic", "hang" or "stall".
+func (k InjectKind) String() string { return enumName(uint64(k), injectNames) }
+
+// ParseInjectKind is the inverse of String.
+func ParseInjectKind(name string) (InjectKind, bool) {
+	v, ok := enumValue(name, injectNames)
+	return InjectKind(v), ok
 }
 
 // Clock is the clock of Hello's and Event's guest_ns (TVP_CLOCK_*).
@@ -223,6 +222,16 @@ const (
 	EvClockMono uint32 = 0x2 // guest_ns is CLOCK_MONOTONIC, not kvmclock
 	evKnown            = EvReturn | EvClockMono
 )
+
+// enumValue is the inverse of enumName: the value named name.
+func enumValue(name string, names map[uint64]string) (uint64, bool) {
+	for v, n := range names {
+		if n == name {
+			return v, true
+		}
+	}
+	return 0, false
+}
 
 func enumName(v uint64, names map[uint64]string) string {
 	if n, ok := names[v]; ok {

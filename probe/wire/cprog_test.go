@@ -120,6 +120,14 @@ static void samples(void)
 		emit("inject_hang", &m, sizeof m);
 	}
 	{
+		struct tvp_inject m;
+		memset(&m, 0, sizeof m);
+		hdr(&m.hdr, TVP_CMD_INJECT, sizeof m, 13);
+		m.kind = htole16(TVP_INJECT_STALL);
+		m.arg2 = htole32(60);
+		emit("inject_stall", &m, sizeof m);
+	}
+	{
 		struct tvp_hello m;
 		memset(&m, 0, sizeof m);
 		hdr(&m.hdr, TVP_MSG_HELLO, sizeof m, 0);

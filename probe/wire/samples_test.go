@@ -20,6 +20,7 @@ var cSamples = map[string]Message{
 	"stats_request": StatsRequest{Seq: 77},
 	"inject_signal": Inject{Seq: 10, Kind: InjectSignal, Arg: 15, Comm: "nginx"},
 	"inject_hang":   Inject{Seq: 11, Kind: InjectHang, Arg: 1, Arg2: 30},
+	"inject_stall":  Inject{Seq: 13, Kind: InjectStall, Arg2: 60},
 	"hello":         Hello{Version: Version, Clock: ClockKVM, NCPUs: 4, GuestNS: 0x0102030405060708},
 	"reply_enoent":  Reply{Seq: 5, Status: -int32(syscall.ENOENT), ID: 7},
 	"reply_ok":      Reply{Seq: 6},
