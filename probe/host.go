@@ -418,11 +418,47 @@ func (h *Host) handle(in inbound) {
 	case wire.Hello:
 		if h.hello == nil {
 			close(h.ready)
+		} else if len(h.probes) > 0 {
+			// A second hello is a driver that started again (a module
+			// reloaded, a device reset): it holds no probes. Arm ours
+			// again, with the same ids, so nothing is silently lost.
+			fmt.Fprintf(h.log, "probe: the guest driver started again: re-arming %d probes\n", len(h.probes))
+			go h.rearm(h.rearmCommandsLocked())
 		}
 		h.hello = &m
 	default:
 		h.counts.Malformed++
 		fmt.Fprintf(h.log, "probe: unexpected message type %#x from the guest\n", m.Type())
+	}
+}
+
+// rearmCommandsLocked marks every attached probe "arming" again and
+// returns an attach command for each, by sequence number; h.mu is held.
+func (h *Host) rearmCommandsLocked() map[uint32][]byte {
+	cmds := map[uint32][]byte{}
+	for id, a := range h.probes {
+		seq := h.nextSeq()
+		cmd, err := a.spec.Attach(id, seq)
+		var b []byte
+		if err == nil {
+			b, err = cmd.MarshalBinary()
+		}
+		if err != nil { // it was marshalled once: cannot happen
+			fmt.Fprintf(h.log, "probe: re-arming %q: %v\n", a.spec.Name, err)
+			continue
+		}
+		a.state = "arming"
+		h.pending[seq] = id
+		cmds[seq] = b
+	}
+	return cmds
+}
+
+// rearm sends the commands of rearmCommandsLocked; answers come back as
+// for Preload.
+func (h *Host) rearm(cmds map[uint32][]byte) {
+	for seq, b := range cmds {
+		h.send(seq, b, false)
 	}
 }
 

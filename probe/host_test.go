@@ -183,3 +183,45 @@ func TestInjectSendsTheFault(t *testing.T) {
 		t.Errorf("injects %+v", in)
 	}
 }
+
+// A driver that says hello again has lost its probes: the host arms the
+// attached ones again under their ids, and not the detached ones.
+func TestRearmWhenTheDriverStartsAgain(t *testing.T) {
+	g := probetest.New(t)
+	h := g.Host
+	g.Restart() // the first hello: nothing to re-arm
+	<-h.Ready()
+	keep, err := h.Attach(ctx(t), mustSpec(t, "p:keep do_exit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := h.Attach(ctx(t), mustSpec(t, "p:gone vfs_read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Detach(ctx(t), gone); err != nil {
+		t.Fatal(err)
+	}
+	g.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a, ok := g.Armed(keep)
+		if ok {
+			if a.Symbol != "do_exit" || g.ArmedCount() != 1 {
+				t.Fatalf("re-armed %+v, %d probes in all; want only keep", a, g.ArmedCount())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the attached probe was not armed again after the second hello")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	list, err := h.List(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != keep || list[0].State != "armed" {
+		t.Errorf("after re-arming, list %+v", list)
+	}
+}

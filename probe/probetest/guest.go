@@ -68,6 +68,15 @@ func (g *Guest) Injects() []wire.Inject {
 	return append([]wire.Inject(nil), g.injects...)
 }
 
+// Restart plays a driver that starts again: it forgets every probe and
+// says hello.
+func (g *Guest) Restart() {
+	g.mu.Lock()
+	g.armed = map[uint32]wire.Attach{}
+	g.mu.Unlock()
+	g.Emit(wire.Hello{Version: wire.Version, Clock: wire.ClockKVM, NCPUs: 1})
+}
+
 // Emit sends a guest message to the host, as the listener queue would.
 func (g *Guest) Emit(m wire.Message) {
 	b, err := m.MarshalBinary()
