@@ -10,19 +10,34 @@ import (
 )
 
 // TestTwoVMsOnASwitch boots two guests whose NICs share a virtual switch
-// (two vmm processes meeting on its unix socket) and pings one from the
-// other. The traffic never leaves the two processes.
+// (two vmm processes meeting on its unix socket) and pings each from the
+// other. The traffic never leaves the two processes. Either guest may boot
+// first, so each pings until answered, then stays up until it has answered
+// the other's ping.
 func TestTwoVMsOnASwitch(t *testing.T) {
-	server, client := pairOnSwitch(t, "t0",
-		guestSpec{mac: "52:54:00:00:00:01", script: "ifconfig eth0 10.0.3.1 netmask 255.255.255.0 up && ping -c 1 -w 120 10.0.3.2 >/dev/null && sleep 3 && echo server-done"},
-		guestSpec{mac: "52:54:00:00:00:02", script: "ifconfig eth0 10.0.3.2 netmask 255.255.255.0 up && ping -c 1 -w 120 10.0.3.1"})
-	if client.code != 0 || !strings.Contains(client.stdout, "1 packets received") {
-		t.Errorf("ping across the switch failed: %s", client)
+	script := func(self, peer string) string {
+		return "ifconfig eth0 " + self + " netmask 255.255.255.0 up || exit 8; " +
+			pingScript(peer) + " && " + awaitPingedScript + " && echo pinged-both-ways"
 	}
-	if server.code != 0 || !strings.Contains(server.stdout, "server-done") {
-		t.Errorf("server guest: %s", server)
+	server, client := pairOnSwitch(t, "t0",
+		guestSpec{mac: "52:54:00:00:00:01", script: script("10.0.3.1", "10.0.3.2")},
+		guestSpec{mac: "52:54:00:00:00:02", script: script("10.0.3.2", "10.0.3.1")})
+	for _, g := range []result{server, client} {
+		if g.code != 0 || !strings.Contains(g.stdout, "1 packets received") || !strings.Contains(g.stdout, "pinged-both-ways") {
+			t.Errorf("a guest's ping, or its peer's, failed: %s", g)
+		}
 	}
 }
+
+// pingScript pings ip once a try until it answers, for up to 30 tries: a
+// peer still booting makes busybox ping give up (host unreachable).
+func pingScript(ip string) string {
+	return "i=0; until ping -c 1 -w 5 " + ip + "; do i=$((i+1)); [ $i -lt 30 ] || exit 9; sleep 1; done"
+}
+
+// awaitPingedScript waits, up to two minutes, until this guest has answered
+// an ICMP echo request (OutEchoReps in /proc/net/snmp).
+const awaitPingedScript = `i=0; until [ "$(awk '/^Icmp:/ { if (h) { for (f = 1; f <= NF; f++) if (k[f] == "OutEchoReps") print $f } else { for (f = 1; f <= NF; f++) k[f] = $f; h = 1 } }' /proc/net/snmp)" -gt 0 ]; do i=$((i+1)); [ $i -lt 120 ] || exit 10; sleep 1; done`
 
 // TestTCPTransferBothWaysAcrossASwitch moves 256 KiB of random data over TCP
 // through the switch from one guest to the other, then another 256 KiB back
