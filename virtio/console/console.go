@@ -139,7 +139,7 @@ func (d *Device) transmit() error {
 			return err
 		}
 	}
-	return d.signal(q)
+	return mmio.SignalUsed(q, d.mem, d.irq)
 }
 
 // deliver moves pending host input into the receive buffers the guest has
@@ -170,11 +170,7 @@ func (d *Device) deliver() {
 		d.pending = d.pending[n:]
 	}
 	d.room.Broadcast()
-	d.fail(d.signal(q))
-}
-
-func (d *Device) signal(q *queue.Queue) error {
-	return mmio.SignalUsed(q, d.mem, d.irq)
+	d.fail(mmio.SignalUsed(q, d.mem, d.irq))
 }
 
 // ReadFrom feeds r to the guest as console input until r ends. It holds at

@@ -239,12 +239,6 @@ func (d *Device) fail(err error) {
 	mmio.NeedsReset(d.irq)
 }
 
-// signal interrupts the driver if it wants to hear of used buffers on q.
-// Called with mu held.
-func (d *Device) signal(q *queue.Queue) error {
-	return mmio.SignalUsed(q, d.mem, d.irq)
-}
-
 // transmit sends every frame the guest queued, in batches of at most
 // QueueSize: each batch is copied out and returned to the guest under mu,
 // then sent without it.
@@ -316,7 +310,7 @@ func (d *Device) popTx() (frames [][]byte, more bool) {
 		used = true
 	}
 	if used {
-		if err := d.signal(q); err != nil {
+		if err := mmio.SignalUsed(q, d.mem, d.irq); err != nil {
 			d.fail(err)
 			return frames, false
 		}
@@ -415,7 +409,7 @@ func (d *Device) deliverLocked() {
 		d.held = nil // let the backing array go
 	}
 	if used {
-		d.fail(d.signal(q))
+		d.fail(mmio.SignalUsed(q, d.mem, d.irq))
 	}
 }
 

@@ -13,6 +13,7 @@
 package probedev
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -79,8 +80,8 @@ func (d *Device) QueueMaxSizes() []uint16 { return []uint16{QueueSize, QueueSize
 func (d *Device) ReadConfig(offset uint64, data []byte) {
 	d.mu.Lock()
 	var cfg [8]byte
-	putLE32(cfg[0:], wire.Version)
-	putLE32(cfg[4:], uint32(len(d.pending)))
+	binary.LittleEndian.PutUint32(cfg[0:], wire.Version)
+	binary.LittleEndian.PutUint32(cfg[4:], uint32(len(d.pending)))
 	d.mu.Unlock()
 	mmio.ReadConfigBytes(cfg[:], offset, data)
 }
@@ -191,7 +192,7 @@ func (d *Device) deliver() error {
 	if !moved {
 		return nil
 	}
-	return d.signal(q)
+	return mmio.SignalUsed(q, d.mem, d.irq)
 }
 
 // collect takes every message off the listener queue.
@@ -222,7 +223,7 @@ func (d *Device) collect() ([][]byte, int64) {
 		d.received++
 	}
 	if len(msgs) > 0 {
-		d.fail(d.signal(q))
+		d.fail(mmio.SignalUsed(q, d.mem, d.irq))
 	}
 	return msgs, at
 }
@@ -241,12 +242,4 @@ func (d *Device) fail(err error) {
 	}
 	d.broken = true
 	mmio.NeedsReset(d.irq)
-}
-
-func (d *Device) signal(q *queue.Queue) error {
-	return mmio.SignalUsed(q, d.mem, d.irq)
-}
-
-func putLE32(b []byte, v uint32) {
-	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }
