@@ -223,18 +223,24 @@ func (h *Host) attach(spec Spec, wait bool) (uint32, chan wire.Message, error) {
 	h.pending[seq] = id
 	h.mu.Unlock()
 
-	cmd, err := spec.Attach(id, seq)
+	b, err := attachCommand(spec, id, seq)
 	if err == nil {
-		var b []byte
-		if b, err = cmd.MarshalBinary(); err == nil {
-			return id, h.send(seq, b, wait), nil
-		}
+		return id, h.send(seq, b, wait), nil
 	}
 	h.mu.Lock()
 	delete(h.probes, id)
 	delete(h.pending, seq)
 	h.mu.Unlock()
 	return 0, nil, err
+}
+
+// attachCommand is the wire form of the command that arms spec as probe id.
+func attachCommand(spec Spec, id, seq uint32) ([]byte, error) {
+	cmd, err := spec.Attach(id, seq)
+	if err != nil {
+		return nil, err
+	}
+	return cmd.MarshalBinary()
 }
 
 // Detach disarms probe id and waits for the driver's answer. Events the
@@ -438,11 +444,7 @@ func (h *Host) rearmCommandsLocked() map[uint32][]byte {
 	cmds := map[uint32][]byte{}
 	for id, a := range h.probes {
 		seq := h.nextSeq()
-		cmd, err := a.spec.Attach(id, seq)
-		var b []byte
-		if err == nil {
-			b, err = cmd.MarshalBinary()
-		}
+		b, err := attachCommand(a.spec, id, seq)
 		if err != nil { // it was marshalled once: cannot happen
 			fmt.Fprintf(h.log, "probe: re-arming %q: %v\n", a.spec.Name, err)
 			continue
