@@ -178,8 +178,8 @@ func (in *Injection) probeInjection() (probe.Injection, error) {
 		}
 		pi.Comm, pi.Signal = in.Comm, uint32(in.Signal)
 	case wire.InjectHang, wire.InjectStall:
-		if in.CPU < 0 || in.Seconds < 1 || in.Seconds > 3600 {
-			return pi, fmt.Errorf("inject %s: cpu %d, %d seconds: want cpu >= 0 and 1-3600 seconds", in.Kind, in.CPU, in.Seconds)
+		if in.CPU < 0 || in.Seconds < 1 || in.Seconds > wire.InjectMaxSeconds {
+			return pi, fmt.Errorf("inject %s: cpu %d, %d seconds: want cpu >= 0 and 1-%d seconds", in.Kind, in.CPU, in.Seconds, wire.InjectMaxSeconds)
 		}
 		pi.CPU, pi.Seconds = uint32(in.CPU), uint32(in.Seconds)
 	}

@@ -14,9 +14,6 @@
 
 #include "tvp.h"
 
-/* Longest hang: far beyond the soft-lockup threshold (20 s by default). */
-#define TVP_HANG_MAX_S 3600
-
 /*
  * A process on its way out: killed, or its last thread in do_exit. It stays
  * in the task list until reaped, and signalling it "succeeds" for nothing.
@@ -84,7 +81,7 @@ static int tvp_inject_hang(struct tvp_dev *tv, u32 seq, u32 cpu, u32 secs)
 	struct task_struct *t;
 
 	if (cpu >= nr_cpu_ids || !cpu_online(cpu) || !secs ||
-	    secs > TVP_HANG_MAX_S)
+	    secs > TVP_INJECT_MAX_S)
 		return -EINVAL;
 	t = kthread_create(tvp_hang, (void *)(unsigned long)secs,
 			   "tvp-hang/%u", cpu);
@@ -113,7 +110,7 @@ static int tvp_inject_stall(u32 secs)
 {
 	struct task_struct *t;
 
-	if (!secs || secs > TVP_HANG_MAX_S)
+	if (!secs || secs > TVP_INJECT_MAX_S)
 		return -EINVAL;
 	/* The thread outlives the command: keep a module's text around. */
 	__module_get(THIS_MODULE);

@@ -173,6 +173,8 @@ struct tvp_detach {
 #define TVP_INJECT_PANIC 3  /* panic("tracevisor: injected panic") */
 #define TVP_INJECT_HANG 4   /* spin CPU `arg` with preemption off for `arg2` seconds */
 #define TVP_INJECT_STALL 5  /* a kernel thread "tvp-stall" sleeps uninterruptibly for `arg2` seconds */
+/* Longest hang or stall: far beyond the soft-lockup (20 s) and hung-task (120 s) defaults. */
+#define TVP_INJECT_MAX_S 3600
 
 /* TVP_CMD_INJECT. Replied to with TVP_MSG_REPLY (id 0) before a panic or hang starts. */
 struct tvp_inject {

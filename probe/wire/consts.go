@@ -185,6 +185,10 @@ const (
 	InjectStall  InjectKind = 5 // a kernel thread "tvp-stall" sleeps uninterruptibly for Arg2 seconds
 )
 
+// InjectMaxSeconds is the longest hang or stall the driver accepts
+// (TVP_INJECT_MAX_S).
+const InjectMaxSeconds = 3600
+
 var injectNames = map[uint64]string{1: "signal", 2: "oom", 3: "panic", 4: "hang", 5: "stall"}
 
 // Valid reports whether k is one of the defined inject kinds.

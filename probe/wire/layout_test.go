@@ -55,6 +55,7 @@ var goConstants = map[string]uint64{
 	"TVP_INJECT_PANIC":   uint64(InjectPanic),
 	"TVP_INJECT_HANG":    uint64(InjectHang),
 	"TVP_INJECT_STALL":   uint64(InjectStall),
+	"TVP_INJECT_MAX_S":   InjectMaxSeconds,
 	"TVP_CLOCK_KVM":      uint64(ClockKVM),
 	"TVP_CLOCK_MONO":     uint64(ClockMono),
 	"TVP_STATS_PER_MSG":  StatsPerMsg,
