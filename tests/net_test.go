@@ -3,6 +3,7 @@ package tests
 import (
 	"crypto/rand"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,13 +32,17 @@ func TestTwoVMsOnASwitch(t *testing.T) {
 
 // pingScript pings ip once a try until it answers, for up to 30 tries: a
 // peer still booting makes busybox ping give up (host unreachable).
-func pingScript(ip string) string {
-	return "i=0; until ping -c 1 -w 5 " + ip + "; do i=$((i+1)); [ $i -lt 30 ] || exit 9; sleep 1; done"
-}
+func pingScript(ip string) string { return untilScript("ping -c 1 -w 5 "+ip, 30) }
 
 // awaitPingedScript waits, up to two minutes, until this guest has answered
 // an ICMP echo request (OutEchoReps in /proc/net/snmp).
-const awaitPingedScript = `i=0; until [ "$(awk '/^Icmp:/ { if (h) { for (f = 1; f <= NF; f++) if (k[f] == "OutEchoReps") print $f } else { for (f = 1; f <= NF; f++) k[f] = $f; h = 1 } }' /proc/net/snmp)" -gt 0 ]; do i=$((i+1)); [ $i -lt 120 ] || exit 10; sleep 1; done`
+var awaitPingedScript = untilScript(`[ "$(awk '/^Icmp:/ { if (h) { for (f = 1; f <= NF; f++) if (k[f] == "OutEchoReps") print $f } else { for (f = 1; f <= NF; f++) k[f] = $f; h = 1 } }' /proc/net/snmp)" -gt 0 ]`, 120)
+
+// untilScript runs cond once a second until it succeeds; after tries
+// failures the guest's script exits 9.
+func untilScript(cond string, tries int) string {
+	return "i=0; until " + cond + "; do i=$((i+1)); [ $i -lt " + strconv.Itoa(tries) + " ] || exit 9; sleep 1; done"
+}
 
 // TestTCPTransferBothWaysAcrossASwitch moves 256 KiB of random data over TCP
 // through the switch from one guest to the other, then another 256 KiB back
@@ -103,7 +108,7 @@ func pairOnSwitch(t *testing.T, sw string, serverSpec, clientSpec guestSpec) (se
 // retrying once a second for 90 s while nothing listens there yet (the
 // peer may still be booting); it exits 9 when it gives up.
 func sendScript(addr, file string) string {
-	return "i=0; until nc " + addr + " < " + file + "; do i=$((i+1)); [ $i -lt 90 ] || exit 9; sleep 1; done"
+	return untilScript("nc "+addr+" < "+file, 90)
 }
 
 // guestMD5 returns the sum a guest's `md5sum file` printed, or "".

@@ -243,14 +243,13 @@ func TestProbesOnARunningGuest(t *testing.T) {
 
 	t.Run("soft lockup", func(t *testing.T) {
 		defer g.as(t)()
-		ids := hung
 		mark := g.mark()
 		g.call(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "hang", CPU: 0, Seconds: 5}})
 		e := g.waitEvent(mark, "a soft-lockup event", func(e probe.Event) bool { return e.Class == "lockup" })
 		if !strings.Contains(fmt.Sprint(e.Fields["message"]), "lockup") {
 			t.Errorf("lockup event: %+v", e)
 		}
-		detachAll(g, ids)
+		detachAll(g, hung)
 	})
 
 	t.Run("panic", func(t *testing.T) {
