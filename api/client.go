@@ -27,6 +27,17 @@ func Dial(path string) (*Client, error) {
 	return &Client{c: c, in: in}, nil
 }
 
+// Call makes one request on a connection of its own to the API socket at
+// path: Dial, Call, Close.
+func Call(path string, req Request) (Response, error) {
+	c, err := Dial(path)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	return c.Call(req)
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.c.Close() }
 

@@ -23,19 +23,9 @@ func serve(t *testing.T) (*probetest.Guest, string) {
 	return g, sock
 }
 
-func call(t *testing.T, sock string, req Request) (Response, error) {
-	t.Helper()
-	c, err := Dial(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.Call(req)
-}
-
 func TestAttachListDetachOverTheSocket(t *testing.T) {
 	g, sock := serve(t)
-	r, err := call(t, sock, Request{Op: OpAttach, Spec: "catalogue:oom:comm=httpd"})
+	r, err := Call(sock, Request{Op: OpAttach, Spec: "catalogue:oom:comm=httpd"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,17 +35,17 @@ func TestAttachListDetachOverTheSocket(t *testing.T) {
 	if a, _ := g.Armed(r.IDs[0]); a.Comm != "httpd" {
 		t.Errorf("the comm filter did not reach the guest: %+v", a)
 	}
-	l, err := call(t, sock, Request{Op: OpList})
+	l, err := Call(sock, Request{Op: OpList})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(l.Probes) != 2 || l.Host == nil || l.Probes[0].Hits != 3 {
 		t.Fatalf("list %+v", l)
 	}
-	if _, err := call(t, sock, Request{Op: OpDetach, ID: r.IDs[0]}); err != nil {
+	if _, err := Call(sock, Request{Op: OpDetach, ID: r.IDs[0]}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := call(t, sock, Request{Op: OpDetach, ID: 999}); err == nil || !strings.Contains(err.Error(), "999") {
+	if _, err := Call(sock, Request{Op: OpDetach, ID: 999}); err == nil || !strings.Contains(err.Error(), "999") {
 		t.Errorf("detaching an unknown id: %v", err)
 	}
 }
@@ -74,7 +64,7 @@ func TestBadRequestsAreAnswered(t *testing.T) {
 		{Request{Op: OpInject, Inject: &Injection{Kind: "stall", Seconds: 3601}}, "1-3600"},
 		{Request{Op: OpInject, Inject: &Injection{Kind: "meteor"}}, "unknown kind"},
 	} {
-		if _, err := call(t, sock, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Call(sock, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one with %q", tc.req, err, tc.want)
 		}
 	}
@@ -82,7 +72,7 @@ func TestBadRequestsAreAnswered(t *testing.T) {
 
 func TestInjectReachesTheGuest(t *testing.T) {
 	g, sock := serve(t)
-	if _, err := call(t, sock, Request{Op: OpInject, Inject: &Injection{Kind: "signal", Comm: "httpd", Signal: 15}}); err != nil {
+	if _, err := Call(sock, Request{Op: OpInject, Inject: &Injection{Kind: "signal", Comm: "httpd", Signal: 15}}); err != nil {
 		t.Fatal(err)
 	}
 	in := g.Injects()

@@ -57,13 +57,9 @@ func startLiveGuest(t *testing.T, runFlags ...string) *liveGuest {
 	})
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		c, err := api.Dial(g.sock)
+		_, err := api.Call(g.sock, api.Request{Op: api.OpList})
 		if err == nil {
-			_, err = c.Call(api.Request{Op: api.OpList})
-			c.Close()
-			if err == nil {
-				break
-			}
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the guest's probe driver did not answer in 5 minutes: %v", err)
@@ -108,20 +104,11 @@ func (g *liveGuest) collect() {
 // call makes one API request, failing the test on an error.
 func (g *liveGuest) call(req api.Request) api.Response {
 	g.t.Helper()
-	r, err := g.callErr(req)
+	r, err := api.Call(g.sock, req)
 	if err != nil {
 		g.t.Fatalf("%s: %v", req.Op, err)
 	}
 	return r
-}
-
-func (g *liveGuest) callErr(req api.Request) (api.Response, error) {
-	c, err := api.Dial(g.sock)
-	if err != nil {
-		return api.Response{}, err
-	}
-	defer c.Close()
-	return c.Call(req)
 }
 
 // mark returns how many events arrived so far: waitEvent after it looks

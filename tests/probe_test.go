@@ -140,7 +140,7 @@ func TestProbesOnARunningGuest(t *testing.T) {
 		g.call(api.Request{Op: api.OpDetach, ID: sig[0]})
 		mark := g.mark()
 		retryFor(t, "inject KILL into the respawned httpd", func() error {
-			_, err := g.callErr(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 9}})
+			_, err := api.Call(g.sock, api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 9}})
 			return err
 		})
 		g.waitEvent(mark, "httpd's exit by KILL", func(e probe.Event) bool {
@@ -168,7 +168,7 @@ func TestProbesOnARunningGuest(t *testing.T) {
 		var e probe.Event
 		for try := 0; ; try++ {
 			retryFor(t, "httpd to be running", func() error {
-				_, err := g.callErr(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 18}})
+				_, err := api.Call(g.sock, api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 18}})
 				return err
 			})
 			mark := g.mark()
@@ -222,7 +222,7 @@ func TestProbesOnARunningGuest(t *testing.T) {
 		// The guest still runs its services: kill httpd, see it exit.
 		mark = g.mark()
 		retryFor(t, "inject TERM into httpd after the storm", func() error {
-			_, err := g.callErr(api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 15}})
+			_, err := api.Call(g.sock, api.Request{Op: api.OpInject, Inject: &api.Injection{Kind: "signal", Comm: "httpd", Signal: 15}})
 			return err
 		})
 		g.waitEvent(mark, "httpd's exit after the storm", func(e probe.Event) bool { return e.Class == "exit" })

@@ -83,7 +83,7 @@ func benchProbe(iterations int) error {
 		}
 		ids = nil
 		for _, s := range ph.specs {
-			r, err := callOne(sock, api.Request{Op: api.OpAttach, Spec: s})
+			r, err := api.Call(sock, api.Request{Op: api.OpAttach, Spec: s})
 			if err != nil {
 				return fmt.Errorf("%s: attach %s: %w", ph.name, s, err)
 			}
@@ -105,7 +105,7 @@ func benchProbe(iterations int) error {
 				return err
 			}
 		case "storm":
-			r, err := callOne(sock, api.Request{Op: api.OpList})
+			r, err := api.Call(sock, api.Request{Op: api.OpList})
 			if err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func startPhase(sock string) error {
 func waitForAPI(sock string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		_, err := callOne(sock, api.Request{Op: api.OpList})
+		_, err := api.Call(sock, api.Request{Op: api.OpList})
 		if err == nil {
 			return nil
 		}
@@ -207,20 +207,11 @@ func detachAll(ids []uint32) []api.Request {
 
 func call(sock string, reqs ...api.Request) error {
 	for _, r := range reqs {
-		if _, err := callOne(sock, r); err != nil {
+		if _, err := api.Call(sock, r); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func callOne(sock string, req api.Request) (api.Response, error) {
-	c, err := api.Dial(sock)
-	if err != nil {
-		return api.Response{}, err
-	}
-	defer c.Close()
-	return c.Call(req)
 }
 
 // eventLog collects the API's event stream.

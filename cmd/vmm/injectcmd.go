@@ -50,13 +50,7 @@ func injectCmd(args []string) int {
 	if *sock == "" {
 		return usageError("inject", errors.New("--api SOCKET is required (the --api of 'vmm run')"))
 	}
-	c, err := api.Dial(*sock)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vmm inject: %v\n", err)
-		return exitError
-	}
-	defer c.Close()
-	if _, err := c.Call(api.Request{Op: api.OpInject, Inject: &in}); err != nil {
+	if _, err := api.Call(*sock, api.Request{Op: api.OpInject, Inject: &in}); err != nil {
 		fmt.Fprintf(os.Stderr, "vmm inject %s: %v\n", in.Kind, err)
 		return exitError
 	}

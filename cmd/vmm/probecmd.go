@@ -82,13 +82,7 @@ func probeCmd(args []string) int {
 	default:
 		return usageError("probe", fmt.Errorf("unknown command %q", rest[0]))
 	}
-	c, err := api.Dial(*sock)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vmm probe: %v\n", err)
-		return exitError
-	}
-	defer c.Close()
-	r, err := c.Call(req)
+	r, err := api.Call(*sock, req)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmm probe %s: %v\n", rest[0], err)
 		return exitError
