@@ -5,9 +5,10 @@
 // queue; messages the driver adds to the listener queue are handed to a
 // Receiver, stamped with the host time the VMM took them.
 //
-// A guest's notification of the listener queue is the exit (or ioeventfd
-// signal) the VMM handles: a probe hit reaches the VMM with no daemon,
-// socket or second process in between. The probe package (the action
+// A guest's notification of the listener queue is the MMIO exit the VMM
+// handles on the vCPU that notified (vmm.VirtioDevice.NotifyOnVCPU): a
+// probe hit reaches the VMM with no daemon, socket or second process in
+// between. The probe package (the action
 // layer) speaks the message formats over this device, or over any other
 // transport with the same two operations.
 package probedev
