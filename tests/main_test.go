@@ -99,9 +99,12 @@ func runVMM(t *testing.T, stdin string, args ...string) (result, error) {
 // vmmCommand is the vmm binary with args, pointed at the build directory.
 func vmmCommand(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command(need(t), args...)
-	cmd.Env = append(os.Environ(), "TRACEVISOR_BUILD="+buildDir)
+	cmd.Env = vmmEnv()
 	return cmd
 }
+
+// vmmEnv is the environment vmm runs with: the test's build directory.
+func vmmEnv() []string { return append(os.Environ(), "TRACEVISOR_BUILD="+buildDir) }
 
 // exitCode turns cmd.Wait's error into the process's exit code; any other
 // failure is returned.

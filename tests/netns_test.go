@@ -52,13 +52,8 @@ type nsVMM struct {
 // it if it is still running.
 func startVMMInNetns(t *testing.T, ns netns.NS, args ...string) *nsVMM {
 	t.Helper()
-	cmd := vmmCommand(t, args...)
-	cmd.Args = append([]string{"ip", "netns", "exec", string(ns)}, cmd.Args...)
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Path = ip // ip execs vmm in place: the process is vmm from here on
+	cmd := ns.Command(context.Background(), need(t), args...)
+	cmd.Env = vmmEnv()
 	ctx, exited := context.WithCancelCause(context.Background())
 	v := &nsVMM{cmd: cmd, ctx: ctx}
 	cmd.Stdout, cmd.Stderr = &v.out, &v.errb
