@@ -17,7 +17,7 @@ export TRACEVISOR_BUILD := $(abspath $(BUILD))
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
 FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest ./virtio/net:FuzzStreamRecv \
-	./probe/wire:FuzzDecode ./probe:FuzzParseSpec
+	./wire:FuzzDecode ./probe:FuzzParseSpec
 FUZZTIME ?= 10s
 
 all: vmm guest-kernel initramfs

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/probe"
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 // callTimeout bounds how long one request waits for the guest's driver (a

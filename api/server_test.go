@@ -8,7 +8,7 @@ import (
 
 	"github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/probe/probetest"
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 func serve(t *testing.T) (*probetest.Guest, string) {

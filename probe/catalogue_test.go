@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 func TestCatalogue(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 // Transport carries commands to the guest's probe driver: the communication

@@ -9,7 +9,7 @@ import (
 
 	. "github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/probe/probetest"
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 func mustSpec(t *testing.T, s string) Spec {

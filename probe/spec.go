@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 // Spec is one probe a user asks for: where it attaches, what it captures,

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 func TestParseSpec(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	vconsole "github.com/tracevisor/tracevisor/virtio/console"
 	"github.com/tracevisor/tracevisor/vmm/boot"
 	"github.com/tracevisor/tracevisor/vmm/bus"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
 

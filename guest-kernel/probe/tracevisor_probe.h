@@ -2,7 +2,7 @@
 /*
  * tracevisor probe device: the wire between the VMM (host) and the guest's
  * probe driver. This header is the single definition of the device and its
- * messages; the Go side (probe/wire) is checked against it by a test that
+ * messages; the Go side (package wire) is checked against it by a test that
  * compiles a C program with this header and compares sizes, offsets, values
  * and encoded bytes.
  *

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tracevisor/tracevisor/probe"
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 // Guest is a fake probe driver. Set Refuse or Silent before the commands

@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // Feature bits (VIRTIO_BLK_F_*, spec 5.2.3).

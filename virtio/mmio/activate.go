@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // OpenQueues turns every queue the driver enabled into a checked

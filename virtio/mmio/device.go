@@ -1,6 +1,6 @@
 package mmio
 
-import "github.com/tracevisor/tracevisor/vmm/guestmem"
+import "github.com/tracevisor/tracevisor/guestmem"
 
 // QueueConfig is what the driver programmed for one virtqueue through the
 // queue registers (spec 4.2.3.2). The transport checks only Size against

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // fakeDevice records the transport's calls.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // VIRTIO_ID_NET is the virtio device type of a network card.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/virtio/mmio"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // Test guest memory: one region at GPA 0; two rings at fixed offsets and a

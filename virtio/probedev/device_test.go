@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/probe/wire"
+	"github.com/tracevisor/tracevisor/wire"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/virtiotest"
 )

@@ -3,7 +3,7 @@ package queue
 import (
 	"fmt"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // Descriptor is one validated, non-empty buffer of a chain. Addr and Len are

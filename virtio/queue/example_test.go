@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // A device's service loop: pop every available chain, consume the readable

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // Fuzz input layout: a 16-byte header, then an image repeated to fill guest

@@ -1,6 +1,6 @@
 package queue
 
-import "github.com/tracevisor/tracevisor/vmm/guestmem"
+import "github.com/tracevisor/tracevisor/guestmem"
 
 // NeedsNotify reports whether the driver wants a used-buffer notification
 // (interrupt) for what AddUsed published since the last call. Call it after

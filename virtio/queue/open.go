@@ -1,6 +1,6 @@
 package queue
 
-import "github.com/tracevisor/tracevisor/vmm/guestmem"
+import "github.com/tracevisor/tracevisor/guestmem"
 
 // Ring feature bits (VIRTIO 1.2 section 6), negotiated per device; they
 // decide how the queue reads descriptors and suppresses notifications.

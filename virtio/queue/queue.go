@@ -39,7 +39,7 @@ import (
 	"math/bits"
 	"sync/atomic"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // MaxSize is the largest split-queue size the spec allows.

@@ -6,7 +6,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 func TestNewPanicsOnBadMax(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/tracevisor/tracevisor/virtio/mmio"
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // descWrite is VIRTQ_DESC_F_WRITE.

@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 func TestE820Map(t *testing.T) {

@@ -3,7 +3,7 @@ package boot
 import (
 	"encoding/binary"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 	"gvisor.dev/gvisor/pkg/hostarch"
 )
 

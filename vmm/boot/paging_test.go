@@ -3,7 +3,7 @@ package boot
 import (
 	"testing"
 
-	"github.com/tracevisor/tracevisor/vmm/guestmem"
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // translate walks the 4-level page tables at cr3 in mem the way the MMU

@@ -15,7 +15,7 @@ import (
 	"testing"
 )
 
-const headerPath = "../../guest-kernel/probe/tracevisor_probe.h"
+const headerPath = "../guest-kernel/probe/tracevisor_probe.h"
 
 // cHeader is what the test reads from the C header itself.
 type cHeader struct {
@@ -83,7 +83,7 @@ func buildC(t *testing.T, h cHeader) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		t.Skip("gcc not found: cannot cross-check probe/wire against the C header (apt-get install gcc linux-libc-dev)")
+		t.Skip("gcc not found: cannot cross-check wire against the C header (apt-get install gcc linux-libc-dev)")
 	}
 	inc, err := filepath.Abs(filepath.Dir(headerPath))
 	if err != nil {
@@ -142,7 +142,7 @@ func testConstants(t *testing.T, h cHeader, out string) {
 		gv, ok := goConstants[name]
 		switch {
 		case !ok:
-			t.Errorf("header defines %s = %d: no Go mirror in probe/wire (add it, and to goConstants)", name, v)
+			t.Errorf("header defines %s = %d: no Go mirror in wire (add it, and to goConstants)", name, v)
 		case gv != v:
 			t.Errorf("%s: C %d, Go %d", name, v, gv)
 		}
