@@ -16,10 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tracevisor/tracevisor/guestmem"
 	vconsole "github.com/tracevisor/tracevisor/virtio/console"
 	"github.com/tracevisor/tracevisor/vmm/boot"
 	"github.com/tracevisor/tracevisor/vmm/bus"
-	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
 

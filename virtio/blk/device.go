@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // VIRTIO_ID_BLOCK is the virtio device type of a block device.

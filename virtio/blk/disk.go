@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tracevisor/tracevisor/virtio/queue"
 	"github.com/tracevisor/tracevisor/guestmem"
+	"github.com/tracevisor/tracevisor/virtio/queue"
 )
 
 // Feature bits (VIRTIO_BLK_F_*, spec 5.2.3).

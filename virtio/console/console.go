@@ -8,9 +8,9 @@ import (
 	"io"
 	"sync"
 
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // VIRTIO_ID_CONSOLE is the virtio device type of a console.

@@ -3,8 +3,8 @@ package mmio
 import (
 	"fmt"
 
-	"github.com/tracevisor/tracevisor/virtio/queue"
 	"github.com/tracevisor/tracevisor/guestmem"
+	"github.com/tracevisor/tracevisor/virtio/queue"
 )
 
 // OpenQueues turns every queue the driver enabled into a checked

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // VIRTIO_ID_NET is the virtio device type of a network card.

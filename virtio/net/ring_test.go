@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/guestmem"
+	"github.com/tracevisor/tracevisor/virtio/mmio"
 )
 
 // Test guest memory: one region at GPA 0; two rings at fixed offsets and a

@@ -20,10 +20,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tracevisor/tracevisor/wire"
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/queue"
-	"github.com/tracevisor/tracevisor/guestmem"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 // QueueSize is the size of both queues: the guest driver's event pool is

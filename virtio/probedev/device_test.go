@@ -5,9 +5,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/wire"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/virtio/virtiotest"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 type received struct {

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/tracevisor/tracevisor/virtio/queue"
 	"github.com/tracevisor/tracevisor/guestmem"
+	"github.com/tracevisor/tracevisor/virtio/queue"
 )
 
 // A device's service loop: pop every available chain, consume the readable

@@ -6,8 +6,8 @@ package virtiotest
 import (
 	"sync"
 
-	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/guestmem"
+	"github.com/tracevisor/tracevisor/virtio/mmio"
 )
 
 // descWrite is VIRTQ_DESC_F_WRITE.
