@@ -20,7 +20,7 @@ FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest ./virtio/net
 	./wire:FuzzDecode ./probe:FuzzParseSpec
 FUZZTIME ?= 10s
 
-all: vmm guest-kernel initramfs
+all: vmm guest-kernel initramfs $(BUILD)/hostile
 
 vmm: $(BUILD)/vmm
 
@@ -33,6 +33,7 @@ guest-kernel:
 	guest-kernel/build.sh $(BUILD)/guest-kernel
 
 include guest-kernel/init/rules.mk
+include guest-kernel/hostile/rules.mk
 
 initramfs: $(BUILD)/initramfs.cpio
 
@@ -43,9 +44,13 @@ unit-test:
 	$(GO) vet ./...
 	$(GO) test -short ./...
 
+# Unit tests run under the race detector; the end-to-end package (real
+# guests, tests/) runs once without it.
+E2E_PKG = ./tests/
 test: all
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests$$')
+	$(GO) test -count=1 -timeout 40m $(E2E_PKG)
 	$(MAKE) --no-print-directory fuzz-short
 
 fuzz-short:

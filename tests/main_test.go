@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 var buildDir string
@@ -37,7 +39,7 @@ func need(t *testing.T) string {
 		t.Skip("-short: skipping a test that boots a real guest")
 	}
 	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("/dev/kvm is absent on this host: skipping a test that boots a real guest")
+		testenv.Missing(t, testenv.KVM, "/dev/kvm is absent on this host: skipping a test that boots a real guest")
 	}
 	for _, f := range []string{"vmm", "guest-kernel/vmlinux", "guest-kernel/bzImage", "initramfs.cpio"} {
 		if _, err := os.Stat(filepath.Join(buildDir, f)); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/internal/netns"
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 // Host-side networking for the TAP tests (internal/netns): each test makes
@@ -23,7 +24,7 @@ func newNetns(t *testing.T) netns.NS {
 	t.Helper()
 	need(t)
 	if why := netns.Unusable(); why != "" {
-		t.Skip("TAP tests need a network namespace and a tap interface: " + why)
+		testenv.Missing(t, testenv.Netns, "TAP tests need a network namespace and a tap interface: %s", why)
 	}
 	ns, err := netns.New("tvtest-")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracevisor/tracevisor/internal/testenv"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
 
@@ -110,7 +111,7 @@ func (s *syncBuffer) String() string {
 func requireKVM(t *testing.T) Profile {
 	t.Helper()
 	if !kvm.Available() {
-		t.Skipf("%s is absent on this host: skipping a test that runs a guest", kvm.DevicePath)
+		testenv.Missing(t, testenv.KVM, "%s is absent on this host: skipping a test that runs a guest", kvm.DevicePath)
 	}
 	p, _ := DetectProfile("/")
 	return p

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 const headerPath = "../guest-kernel/probe/tracevisor_probe.h"
@@ -83,7 +85,7 @@ func buildC(t *testing.T, h cHeader) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		t.Skip("gcc not found: cannot cross-check wire against the C header (apt-get install gcc linux-libc-dev)")
+		testenv.Missing(t, testenv.GCC, "gcc not found: cannot cross-check wire against the C header (apt-get install gcc linux-libc-dev)")
 	}
 	inc, err := filepath.Abs(filepath.Dir(headerPath))
 	if err != nil {

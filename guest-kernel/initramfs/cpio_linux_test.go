@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 // GNU cpio, an implementation written apart from ours, extracts our archive
@@ -17,7 +19,7 @@ import (
 func TestGNUCpioExtractsArchive(t *testing.T) {
 	cpio, err := exec.LookPath("cpio")
 	if err != nil {
-		t.Skip("cpio is not installed (Debian: apt-get install cpio); skipping the cross-check with GNU cpio")
+		testenv.Missing(t, testenv.Cpio, "cpio is not installed (Debian: apt-get install cpio); skipping the cross-check with GNU cpio")
 	}
 	// Creating device nodes needs root; as another user, leave them out.
 	withDevices := os.Geteuid() == 0

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 func TestRetry(t *testing.T) {
@@ -38,7 +40,7 @@ func TestRetry(t *testing.T) {
 // and gone after Delete.
 func TestNamespace(t *testing.T) {
 	if why := Unusable(); why != "" {
-		t.Skip("cannot make a network namespace here: " + why)
+		testenv.Missing(t, testenv.Netns, "cannot make a network namespace here: %s", why)
 	}
 	ns, err := New("tvunit-")
 	if err != nil {

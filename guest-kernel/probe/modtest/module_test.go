@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 // The driver builds as a module against every installed stock kernel's
@@ -23,7 +25,7 @@ func TestModuleBuildsAgainstStockHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(kdirs) == 0 {
-		t.Skip("no /usr/src/linux-headers-*-amd64 (Debian: apt-get install linux-headers-amd64); skipping the out-of-tree module build")
+		testenv.Missing(t, testenv.Headers, "no /usr/src/linux-headers-*-amd64 (Debian: apt-get install linux-headers-amd64); skipping the out-of-tree module build")
 	}
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatal("make is not installed")
