@@ -132,7 +132,7 @@ func (h *Host) decodeEvent(m wire.Event, received, decoded int64) Event {
 			e.HostNS = ns
 		}
 	}
-	if a := h.names[m.Probe]; a != nil {
+	if a := h.reg.ever[m.Probe]; a != nil {
 		e.Probe = a.spec.Name
 		if len(a.spec.Args) > 0 {
 			e.Args = map[string]uint64{}

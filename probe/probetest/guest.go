@@ -4,6 +4,7 @@
 package probetest
 
 import (
+	"io"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,18 +13,22 @@ import (
 	"github.com/tracevisor/tracevisor/wire"
 )
 
-// Guest is a fake probe driver. Set Refuse or Silent before the commands
-// they should affect.
+// Guest is a fake probe driver. Set Refuse, Silence, Hold or Answer before
+// the commands they should affect.
 type Guest struct {
 	t *testing.T
 	// Host is the host side wired to this guest.
 	Host *probe.Host
 
-	mu      sync.Mutex
-	armed   map[uint32]wire.Attach
-	refuse  syscall.Errno
-	silent  bool
-	injects []wire.Inject
+	mu       sync.Mutex
+	armed    map[uint32]wire.Attach
+	refuse   syscall.Errno
+	silent   bool
+	hold     bool
+	held     []wire.Message
+	answer   func(cmd wire.Message) ([]wire.Message, bool)
+	injects  []wire.Inject
+	commands map[wire.MsgType]int
 }
 
 // Clock maps guest nanoseconds to host ones by adding itself.
@@ -37,9 +42,12 @@ const ReceivedNS = 5000
 
 // New returns a fake guest and its host (Clock(1000)), closed at the end
 // of the test.
-func New(t *testing.T) *Guest {
-	g := &Guest{t: t, armed: map[uint32]wire.Attach{}}
-	g.Host = probe.NewHost(g, Clock(1000), nil)
+func New(t *testing.T) *Guest { return NewLogged(t, nil) }
+
+// NewLogged is New with the host's log written to log.
+func NewLogged(t *testing.T, log io.Writer) *Guest {
+	g := &Guest{t: t, armed: map[uint32]wire.Attach{}, commands: map[wire.MsgType]int{}}
+	g.Host = probe.NewHost(g, Clock(1000), log)
 	t.Cleanup(g.Host.Close)
 	return g
 }
@@ -49,6 +57,35 @@ func (g *Guest) Refuse(errno syscall.Errno) { g.mu.Lock(); g.refuse = errno; g.m
 
 // Silence makes the guest answer nothing from now on.
 func (g *Guest) Silence() { g.mu.Lock(); g.silent = true; g.mu.Unlock() }
+
+// Hold makes the guest keep its answers from now on, commands still
+// handled, until Release sends them.
+func (g *Guest) Hold() { g.mu.Lock(); g.hold = true; g.mu.Unlock() }
+
+// Release sends the answers held since Hold, in order, and answers at once
+// again.
+func (g *Guest) Release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hold = false
+	for _, m := range g.held {
+		g.Emit(m)
+	}
+	g.held = nil
+}
+
+// Answer makes the guest answer each later command with what f returns
+// when f's second result is true (a hostile or broken driver), and as the
+// C driver does otherwise. f runs with the guest locked: it must not call
+// the guest.
+func (g *Guest) Answer(f func(cmd wire.Message) ([]wire.Message, bool)) {
+	g.mu.Lock()
+	g.answer = f
+	g.mu.Unlock()
+}
+
+// Commands is how many commands of type t the host sent.
+func (g *Guest) Commands(t wire.MsgType) int { g.mu.Lock(); defer g.mu.Unlock(); return g.commands[t] }
 
 // Armed returns the attach command of probe id, if it is armed.
 func (g *Guest) Armed(id uint32) (wire.Attach, bool) {
@@ -96,37 +133,59 @@ func (g *Guest) Send(cmd []byte) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.commands[m.Type()]++
 	if g.silent {
 		return nil
+	}
+	if g.answer != nil {
+		if msgs, ok := g.answer(m); ok {
+			for _, a := range msgs {
+				g.emit(a)
+			}
+			return nil
+		}
 	}
 	switch c := m.(type) {
 	case wire.Attach:
 		if g.refuse != 0 {
-			g.Emit(wire.Reply{Seq: c.Seq, Status: -int32(g.refuse), ID: c.ID})
+			g.emit(wire.Reply{Seq: c.Seq, Status: -int32(g.refuse), ID: c.ID})
+			return nil
+		}
+		if _, ok := g.armed[c.ID]; ok {
+			g.emit(wire.Reply{Seq: c.Seq, Status: -int32(syscall.EEXIST), ID: c.ID})
 			return nil
 		}
 		g.armed[c.ID] = c
-		g.Emit(wire.Reply{Seq: c.Seq, ID: c.ID})
+		g.emit(wire.Reply{Seq: c.Seq, ID: c.ID})
 	case wire.Detach:
 		status := int32(0)
 		if _, ok := g.armed[c.ID]; !ok {
 			status = -int32(syscall.ENOENT)
 		}
 		delete(g.armed, c.ID)
-		g.Emit(wire.Reply{Seq: c.Seq, Status: status, ID: c.ID})
+		g.emit(wire.Reply{Seq: c.Seq, Status: status, ID: c.ID})
 	case wire.StatsRequest:
 		var all []wire.Stat
 		for id, a := range g.armed {
 			all = append(all, wire.Stat{ID: id, Kind: a.Kind, Class: a.Class, Hits: 3, Delivered: 2, Dropped: 1})
 		}
 		for len(all) > wire.StatsPerMsg {
-			g.Emit(wire.Stats{Seq: c.Seq, Entries: all[:wire.StatsPerMsg]})
+			g.emit(wire.Stats{Seq: c.Seq, Entries: all[:wire.StatsPerMsg]})
 			all = all[wire.StatsPerMsg:]
 		}
-		g.Emit(wire.Stats{Seq: c.Seq, Last: true, Entries: all})
+		g.emit(wire.Stats{Seq: c.Seq, Last: true, Entries: all})
 	case wire.Inject:
 		g.injects = append(g.injects, c)
-		g.Emit(wire.Reply{Seq: c.Seq})
+		g.emit(wire.Reply{Seq: c.Seq})
 	}
 	return nil
+}
+
+// emit sends an answer, or keeps it while held; g.mu is held.
+func (g *Guest) emit(m wire.Message) {
+	if g.hold {
+		g.held = append(g.held, m)
+		return
+	}
+	g.Emit(m)
 }

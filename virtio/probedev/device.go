@@ -34,14 +34,20 @@ const QueueSize = 256
 // buffer (before its driver starts, or while it is busy).
 const MaxPending = 1024
 
-// Receiver takes each message the guest sends, with the host wall-clock
-// time (Unix nanoseconds) at which the VMM took it off the listener queue.
-// It runs on the thread that handled the guest's notification: it must
-// return quickly and must not call back into the Device.
+// Receiver takes each message the guest sends (at most wire.BufSize bytes,
+// its own to keep), with the host wall-clock time (Unix nanoseconds) at
+// which the VMM took it off the listener queue. It runs on the thread that
+// handled the guest's notification, with the device locked so messages
+// arrive in queue order: it must return quickly and must not call back
+// into the Device.
 type Receiver func(msg []byte, receivedNS int64)
 
 // ErrTooLong is returned for a command longer than a loader buffer.
 var ErrTooLong = fmt.Errorf("probedev: command longer than %d bytes", wire.BufSize)
+
+// ErrMessageTooLong is the fault of a listener chain longer than
+// wire.BufSize: the device needs a reset.
+var ErrMessageTooLong = errors.New("probedev: guest message too long")
 
 // ErrBacklog is returned when MaxPending commands already wait for the guest.
 var ErrBacklog = errors.New("probedev: too many commands waiting for the guest driver")
@@ -101,9 +107,8 @@ func (d *Device) Activate(ctx mmio.ActivateContext) error {
 	d.mu.Lock()
 	d.q, d.mem, d.irq, d.broken = qs, ctx.Mem, ctx.Interrupt, false
 	d.fail(d.deliver())
-	msgs, at := d.collect()
+	d.collect()
 	d.mu.Unlock()
-	d.hand(msgs, at)
 	return nil
 }
 
@@ -118,20 +123,16 @@ func (d *Device) Reset() {
 // Notify implements mmio.Device.
 func (d *Device) Notify(q uint32) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.broken {
-		d.mu.Unlock()
 		return
 	}
-	var msgs [][]byte
-	var at int64
 	switch q {
 	case wire.QueueListener:
-		msgs, at = d.collect()
+		d.collect()
 	case wire.QueueLoader:
 		d.fail(d.deliver())
 	}
-	d.mu.Unlock()
-	d.hand(msgs, at)
 }
 
 // Send queues one command for the guest's driver; it is delivered as soon
@@ -196,23 +197,28 @@ func (d *Device) deliver() error {
 	return mmio.SignalUsed(q, d.mem, d.irq)
 }
 
-// collect takes every message off the listener queue.
-func (d *Device) collect() ([][]byte, int64) {
+// collect takes the messages off the listener queue and hands each to the
+// receiver as it is read: at most QueueSize of them, of at most
+// wire.BufSize bytes each, per call (a driver that posts more while they
+// are taken notifies again). A chain longer than wire.BufSize is malformed:
+// the device needs a reset, and nothing of it is read. d.mu is held.
+func (d *Device) collect() {
 	q := d.q[wire.QueueListener]
 	if q == nil {
-		return nil, 0
+		return
 	}
 	at := d.now()
-	var msgs [][]byte
-	for {
+	taken := 0
+	for ; taken < QueueSize && !d.broken; taken++ {
 		c, err := q.Pop(d.mem)
-		if err == nil && c == nil {
+		if err != nil {
+			d.fail(err)
 			break
 		}
-		var b []byte
-		if err == nil {
-			b, err = c.ReadAll(d.mem)
+		if c == nil {
+			break
 		}
+		msg, err := d.read(c)
 		if err == nil {
 			_, err = q.AddUsed(d.mem, c, 0)
 		}
@@ -220,20 +226,26 @@ func (d *Device) collect() ([][]byte, int64) {
 			d.fail(err)
 			break
 		}
-		msgs = append(msgs, b)
 		d.received++
+		d.recv(msg, at)
 	}
-	if len(msgs) > 0 {
+	if taken > 0 && !d.broken {
 		d.fail(mmio.SignalUsed(q, d.mem, d.irq))
 	}
-	return msgs, at
 }
 
-// hand gives collected messages to the receiver, outside the lock.
-func (d *Device) hand(msgs [][]byte, at int64) {
-	for _, m := range msgs {
-		d.recv(m, at)
+// read copies one listener message out of guest memory into a buffer of
+// its length, which is checked against wire.BufSize first.
+func (d *Device) read(c *queue.Chain) ([]byte, error) {
+	n := c.ReadableLen()
+	if n > wire.BufSize {
+		return nil, fmt.Errorf("%w: listener message of %d bytes, at most %d", ErrMessageTooLong, n, wire.BufSize)
 	}
+	msg := make([]byte, n)
+	if _, err := c.ReadAt(d.mem, msg, 0); err != nil {
+		return nil, err
+	}
+	return msg, nil
 }
 
 // fail puts the device in DEVICE_NEEDS_RESET after bad guest input.

@@ -2,6 +2,7 @@ package probedev
 
 import (
 	"bytes"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -25,7 +26,13 @@ func (r *received) take(m []byte, at int64) {
 
 func setup(t *testing.T) (*Device, *received, *virtiotest.IRQ, *virtiotest.Ring, *virtiotest.Ring, func()) {
 	t.Helper()
-	mem := virtiotest.NewMemory(1 << 16)
+	return setupMemory(t, 1<<16)
+}
+
+// setupMemory is setup with memSize bytes of guest memory (at least 64 KiB).
+func setupMemory(t *testing.T, memSize int) (*Device, *received, *virtiotest.IRQ, *virtiotest.Ring, *virtiotest.Ring, func()) {
+	t.Helper()
+	mem := virtiotest.NewMemory(memSize)
 	loader := &virtiotest.Ring{Mem: mem, Desc: 0x1000, Avail: 0x1400, Used: 0x1800, Buf: 0x4000, Size: 8}
 	listener := &virtiotest.Ring{Mem: mem, Desc: 0x2000, Avail: 0x2400, Used: 0x2800, Buf: 0x8000, Size: 8}
 	rec := &received{}
@@ -162,5 +169,53 @@ func TestSmallLoaderBufferNeedsReset(t *testing.T) {
 	d.Send([]byte("longer than four"))
 	if _, _, reset := irq.Counts(); reset != 1 {
 		t.Fatalf("needs-reset %d, want 1 for a loader buffer smaller than the command", reset)
+	}
+}
+
+// A listener chain's readable length is the guest's to choose (descriptors
+// may alias, up to 4 GiB in all): one longer than wire.BufSize is malformed
+// and refused before anything is allocated for it. The old ReadAll
+// allocated each chain's whole length: 256 such chains in one notify made
+// the VMM die of OOM.
+func TestOversizeListenerMessageNeedsResetWithoutAllocating(t *testing.T) {
+	const huge = 16 << 20
+	d, rec, irq, _, listener, activate := setupMemory(t, huge+1<<16)
+	activate()
+	listener.Post([]byte("fits"), wire.BufSize, false) // the largest message: taken
+	for i := 0; i < 7; i++ {
+		listener.Post(nil, huge, false) // aliasing 16 MiB buffers
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d.Notify(wire.QueueListener)
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("taking the listener queue allocated %d bytes, for chains of %d", grew, huge)
+	}
+	if _, _, reset := irq.Counts(); reset != 1 {
+		t.Fatalf("needs-reset %d, want 1 for a %d-byte listener message", reset, huge)
+	}
+	if len(rec.msgs) != 1 || len(rec.msgs[0]) != wire.BufSize || string(rec.msgs[0][:4]) != "fits" {
+		t.Errorf("received %d messages; want only the first, of %d bytes", len(rec.msgs), wire.BufSize)
+	}
+	if _, _, received := d.Counts(); received != 1 {
+		t.Errorf("received count %d, want 1", received)
+	}
+}
+
+// One byte over wire.BufSize, split over two descriptors, is too long.
+func TestListenerMessageOverBufSizeNeedsReset(t *testing.T) {
+	d, rec, irq, _, listener, activate := setup(t)
+	activate()
+	mem := listener.Mem
+	addr := listener.Post(nil, wire.BufSize, false)
+	// Chain descriptor 0 to a 1-byte descriptor 1, by hand.
+	mem.Write16(listener.Desc+12, 1) // VIRTQ_DESC_F_NEXT
+	mem.Write16(listener.Desc+14, 1)
+	mem.Write64(listener.Desc+16, addr)
+	mem.Write32(listener.Desc+24, 1)
+	d.Notify(wire.QueueListener)
+	if _, _, reset := irq.Counts(); reset != 1 || len(rec.msgs) != 0 {
+		t.Fatalf("needs-reset %d, %d messages received; want a reset and none for %d bytes", reset, len(rec.msgs), wire.BufSize+1)
 	}
 }
