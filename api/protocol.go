@@ -8,6 +8,11 @@
 // on one connection. The "events" request instead turns the connection
 // into a stream of probe events, one JSON object a line, until either side
 // closes it.
+//
+// Limits: a request line longer than MaxRequestLine is answered with an
+// error Response (saying so, with the limit) and the connection carries on;
+// beyond MaxConns connections at once, a new one gets an error Response and
+// is closed.
 package api
 
 import "github.com/tracevisor/tracevisor/probe"

@@ -1,16 +1,18 @@
 package api
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/tracevisor/tracevisor/internal/ratelog"
 	"github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/wire"
 )
@@ -20,95 +22,203 @@ import (
 // busy one can take seconds).
 const callTimeout = 30 * time.Second
 
-// eventBuffer is how many events a slow "events" client may lag behind
-// before it loses some (counted in the stream's closing line).
-const eventBuffer = 4096
+// MaxConns bounds the connections served at once; one more is answered
+// with an error line and closed. With MaxRequestLine and eventBuffer it
+// bounds what clients can make the server hold.
+const MaxConns = 32
+
+// Accept retries: a failed Accept (out of file descriptors, say) is
+// retried after a delay that starts at acceptDelayMin and doubles up to
+// acceptDelayMax, as net/http's Server does.
+const (
+	acceptDelayMin = 5 * time.Millisecond
+	acceptDelayMax = time.Second
+)
+
+// maxSocketPath is the longest path a unix socket can be bound to
+// (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
 
 // Server serves the API for one probe host.
 type Server struct {
-	h  *probe.Host
-	ln net.Listener
+	h   *probe.Host
+	ln  net.Listener
+	log *ratelog.Logger
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	ctx    context.Context // cancelled by Close: ends calls in flight
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+
+	acceptErrors, refused, longLines atomic.Uint64
+}
+
+// ServerStats counts what the server refused or survived.
+type ServerStats struct {
+	AcceptErrors uint64 `json:"accept_errors"` // failed Accepts, each retried
+	Refused      uint64 `json:"refused"`       // connections beyond MaxConns
+	LongLines    uint64 `json:"long_lines"`    // request lines beyond MaxRequestLine
+}
+
+// CheckPath reports whether Listen could serve at path: a path a unix
+// socket can have, where nothing but a stale socket lies and no vmm
+// listens. It does not check the directory. Its errors wrap one that says
+// what is wrong without naming the path.
+func CheckPath(path string) error {
+	if err := checkPath(path); err != nil {
+		return fmt.Errorf("api: %s: %w", path, err)
+	}
+	return nil
+}
+
+func checkPath(path string) error {
+	if path == "" {
+		return errors.New("no socket path")
+	}
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("a unix socket path has at most %d bytes, this one %d", maxSocketPath, len(path))
+	}
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode()&fs.ModeSocket == 0 {
+		return errors.New("exists and is not a socket: not replacing it")
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return errors.New("another vmm is listening there")
+	}
+	return nil
 }
 
 // Listen creates the socket at path (replacing a stale one nobody listens
-// on) and serves h on it until Close.
-func Listen(path string, h *probe.Host) (*Server, error) {
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("api: %s: another vmm is listening there", path)
+// on, never another kind of file) and serves h on it until Close. log
+// receives, rate-limited, what the server survives (failed accepts,
+// refused connections); nil discards it.
+func Listen(path string, h *probe.Host, log io.Writer) (*Server, error) {
+	if err := CheckPath(path); err != nil {
+		return nil, err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	s := &Server{h: h, ln: ln, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
-	go s.accept()
-	return s, nil
+	return serveOn(ln, h, log), nil
 }
 
-// Close stops listening, ends every connection and removes the socket.
+// serveOn serves h on ln until Close.
+func serveOn(ln net.Listener, h *probe.Host, log io.Writer) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{h: h, ln: ln, log: ratelog.Default(log), ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go s.accept()
+	return s
+}
+
+// Close stops listening, ends every connection and call in flight and
+// removes the socket.
 func (s *Server) Close() {
-	s.ln.Close()
 	s.mu.Lock()
+	s.closed = true
 	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
+	s.cancel()
+	s.ln.Close()
 	s.wg.Wait()
 }
 
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{AcceptErrors: s.acceptErrors.Load(), Refused: s.refused.Load(), LongLines: s.longLines.Load()}
+}
+
+// accept serves connections until the listener is closed or the server
+// shut down. Any other Accept error (EMFILE, ENFILE, ENOBUFS, ENOMEM,
+// ECONNABORTED, EINTR, a timeout: the temporary ones, and any this code
+// does not know) is counted, logged and retried after a backoff: giving up
+// would leave the running guest without its control API for good.
 func (s *Server) accept() {
 	defer s.wg.Done()
+	var delay time.Duration
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
+				return
+			}
+			delay = nextAcceptDelay(delay)
+			s.acceptErrors.Add(1)
+			s.log.Printf("api: accept: %v; retrying in %v", err, delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
 		}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serve(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			c.Close()
-		}()
+		delay = 0
+		s.admit(c)
 	}
 }
 
-func (s *Server) serve(c net.Conn) {
-	in := bufio.NewScanner(c)
-	enc := json.NewEncoder(c)
-	for in.Scan() {
-		var req Request
-		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
-			enc.Encode(Response{Error: "bad request: " + err.Error()})
-			return
-		}
-		if req.Op == OpEvents {
-			s.stream(c, enc)
-			return
-		}
-		if err := enc.Encode(s.call(req)); err != nil {
-			return
-		}
+// nextAcceptDelay doubles the accept backoff within its bounds.
+func nextAcceptDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return acceptDelayMin
 	}
+	return min(2*d, acceptDelayMax)
+}
+
+// admit serves c on a goroutine of its own, or refuses it when MaxConns
+// are served or the server is closing.
+func (s *Server) admit(c net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	if len(s.conns) >= MaxConns {
+		s.mu.Unlock()
+		s.refused.Add(1)
+		s.log.Printf("api: refused a connection: %d connections already served (the limit)", MaxConns)
+		// The socket buffer of a new connection takes a short line at
+		// once; the deadline covers a peer that somehow filled it.
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		writeResponse(c, Response{Error: fmt.Sprintf("too many connections: the vmm serves at most %d at once", MaxConns)})
+		c.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		s.serve(c)
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
 }
 
 // call runs one request against the host.
 func (s *Server) call(req Request) Response {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, callTimeout)
 	defer cancel()
 	var r Response
 	var err error
@@ -184,21 +294,4 @@ func (in *Injection) probeInjection() (probe.Injection, error) {
 		pi.CPU, pi.Seconds = uint32(in.CPU), uint32(in.Seconds)
 	}
 	return pi, nil
-}
-
-// stream writes events to the connection until it fails or the host closes.
-func (s *Server) stream(c net.Conn, enc *json.Encoder) {
-	sub := s.h.Subscribe(eventBuffer)
-	defer sub.Cancel()
-	go func() {
-		// The client writes nothing more; its EOF or error ends the stream.
-		buf := make([]byte, 1)
-		c.Read(buf)
-		sub.Cancel()
-	}()
-	for e := range sub.C {
-		if err := enc.Encode(e); err != nil {
-			return
-		}
-	}
 }

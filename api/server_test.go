@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +17,7 @@ func serve(t *testing.T) (*probetest.Guest, string) {
 	t.Helper()
 	g := probetest.New(t)
 	sock := filepath.Join(t.TempDir(), "api.sock")
-	s, err := Listen(sock, g.Host)
+	s, err := Listen(sock, g.Host, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,49 @@ func TestEventStream(t *testing.T) {
 
 func TestListenRefusesALiveSocket(t *testing.T) {
 	_, sock := serve(t)
-	if _, err := Listen(sock, probetest.New(t).Host); err == nil || !strings.Contains(err.Error(), "another vmm") {
+	if _, err := Listen(sock, probetest.New(t).Host, nil); err == nil || !strings.Contains(err.Error(), "another vmm") {
 		t.Fatalf("want a refusal, got %v", err)
 	}
+}
+
+func TestListenLeavesOtherFilesAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(path, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(path, probetest.New(t).Host, nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Listen on a regular file: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Listen removed the file there: %v", err)
+	}
+}
+
+func TestCheckPathRefusesOverlongSocketPaths(t *testing.T) {
+	long := "/tmp/" + strings.Repeat("s", 120) + ".sock"
+	if err := CheckPath(long); err == nil || !strings.Contains(err.Error(), "at most 107 bytes") {
+		t.Fatalf("CheckPath(%d bytes): %v", len(long), err)
+	}
+	if err := CheckPath(filepath.Join(t.TempDir(), "ok.sock")); err != nil {
+		t.Fatalf("CheckPath of a free path: %v", err)
+	}
+}
+
+func TestListenReplacesAStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	s, err := Listen(sock, probetest.New(t).Host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	s.Close() // leaves the socket file, as a killed vmm does
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	s2, err := Listen(sock, probetest.New(t).Host, nil)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	defer s2.Close()
+	callWithin(t, sock, 5*time.Second)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,6 +75,69 @@ func TestParseInjection(t *testing.T) {
 		{"stall", "5"}, {"meteor"}} {
 		if got, err := parseInjection(args, 0, 30); err == nil {
 			t.Errorf("parseInjection(%q) = %+v, want an error", args, got)
+		}
+	}
+}
+
+func TestStrayArgumentsAreRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"doctor", "now"},
+		{"probe", "list", "extra", "--api", "/nonexistent/api.sock"},
+		{"probe", "events", "extra", "--api", "/nonexistent/api.sock"},
+		{"probe", "catalogue", "extra"},
+		{"probe", "detach", "seven", "--api", "/nonexistent/api.sock"},
+		{"probe", "frobnicate", "--api", "/nonexistent/api.sock"},
+	} {
+		if code := dispatch(args); code != exitUsage {
+			t.Errorf("vmm %q: exit %d, want %d (bad command line)", args, code, exitUsage)
+		}
+	}
+}
+
+func TestCheckProbeArgs(t *testing.T) {
+	for _, ok := range [][]string{{"attach", "catalogue:oom"}, {"detach", "7"}, {"list"}, {"events"}, {"catalogue"}} {
+		if err := checkProbeArgs(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range [][]string{{"attach"}, {"attach", "a", "b"}, {"detach"}, {"detach", "-1"}, {"detach", "1", "2"}, {"list", "x"}, {"reboot"}} {
+		if err := checkProbeArgs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestOneImageTwiceOnlyReadOnly(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		specs []string
+		ok    bool
+	}{
+		{[]string{img + ",ro", img + ",ro"}, true},
+		{[]string{img, img}, false},
+		{[]string{img + ",ro", img}, false},
+		{[]string{img, filepath.Dir(img) + "/./disk.img,ro"}, false},
+	} {
+		devs, closeAll, err := openDisks(tc.specs)
+		if err == nil {
+			closeAll()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("openDisks(%q): %d devices, %v; want ok=%v", tc.specs, len(devs), err, tc.ok)
+		}
+	}
+}
+
+func TestParseMAC(t *testing.T) {
+	if m, err := parseMAC("52:54:00:12:34:56"); err != nil || m != [6]byte{0x52, 0x54, 0, 0x12, 0x34, 0x56} {
+		t.Errorf("parseMAC = %x, %v", m, err)
+	}
+	for _, bad := range []string{"", "52:54:00:12:34", "52:54:00:12:34:5g", "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"} {
+		if _, err := parseMAC(bad); err == nil {
+			t.Errorf("parseMAC(%q) accepted", bad)
 		}
 	}
 }

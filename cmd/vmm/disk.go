@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/tracevisor/tracevisor/virtio/blk"
@@ -9,11 +10,18 @@ import (
 )
 
 // openDisks opens each --disk PATH[,ro] as a virtio-blk device; the guest
-// sees them as /dev/vda, /dev/vdb, ... in order. The returned close
-// function closes the image files.
+// sees them as /dev/vda, /dev/vdb, ... in order. An image may be given
+// more than once only read-only: two writable views of one file would
+// corrupt it. The returned close function closes the image files.
 func openDisks(specs []string) ([]vmm.VirtioDevice, func(), error) {
 	var devs []vmm.VirtioDevice
 	var disks []*blk.Disk
+	type opened struct {
+		spec     string
+		st       os.FileInfo
+		readOnly bool
+	}
+	var seen []opened
 	closeAll := func() {
 		for _, d := range disks {
 			d.Close()
@@ -44,6 +52,15 @@ func openDisks(specs []string) ([]vmm.VirtioDevice, func(), error) {
 			return nil, nil, err
 		}
 		disks = append(disks, d)
+		if st, err := os.Stat(path); err == nil {
+			for _, o := range seen {
+				if os.SameFile(o.st, st) && !(readOnly && o.readOnly) {
+					closeAll()
+					return nil, nil, fmt.Errorf("--disk %s: the image of --disk %s again; give one image twice only read-only (,ro)", spec, o.spec)
+				}
+			}
+			seen = append(seen, opened{spec, st, readOnly})
+		}
 		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("disk%d", i), Device: blk.NewDevice(d)})
 	}
 	return devs, closeAll, nil

@@ -29,6 +29,9 @@ func doctorCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "vmm doctor: %v\n", err)
 		return exitUsage
 	}
+	if fs.NArg() > 0 {
+		return usageError("doctor", fmt.Errorf("unexpected argument %q: doctor takes none", fs.Arg(0)))
+	}
 	code := 0
 	var features uint32
 	sys, err := kvm.Open()

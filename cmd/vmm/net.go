@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	vnet "github.com/tracevisor/tracevisor/virtio/net"
@@ -119,11 +120,14 @@ func parseMAC(s string) ([6]byte, error) {
 		return m, errors.New("bad MAC address " + s)
 	}
 	for i, p := range parts {
-		var b byte
-		if _, err := fmt.Sscanf(p, "%02x", &b); err != nil || len(p) != 2 {
+		b, err := strconv.ParseUint(p, 16, 8)
+		if err != nil || len(p) != 2 {
 			return m, errors.New("bad MAC address " + s)
 		}
-		m[i] = b
+		m[i] = byte(b)
+	}
+	if m[0]&1 != 0 || m == [6]byte{} {
+		return m, fmt.Errorf("MAC address %s: a NIC needs a unicast address (first byte even, not all zero), e.g. 52:54:00:12:34:56", s)
 	}
 	return m, nil
 }

@@ -55,6 +55,9 @@ func probeCmd(args []string) int {
 		fs.Usage()
 		return exitUsage
 	}
+	if err := checkProbeArgs(rest); err != nil {
+		return usageError("probe", err)
+	}
 	if rest[0] == "catalogue" {
 		printCatalogue()
 		return 0
@@ -65,22 +68,14 @@ func probeCmd(args []string) int {
 	var req api.Request
 	switch rest[0] {
 	case "attach":
-		if len(rest) != 2 {
-			return usageError("probe attach", errors.New("want one SPEC (quote it)"))
-		}
 		req = api.Request{Op: api.OpAttach, Spec: rest[1]}
 	case "detach":
-		id, err := strconv.ParseUint(argOf(rest), 10, 32)
-		if err != nil || len(rest) != 2 {
-			return usageError("probe detach", errors.New("want one numeric probe ID (see 'vmm probe list')"))
-		}
+		id, _ := strconv.ParseUint(rest[1], 10, 32)
 		req = api.Request{Op: api.OpDetach, ID: uint32(id)}
 	case "list":
 		req = api.Request{Op: api.OpList}
 	case "events":
 		return streamEvents(*sock)
-	default:
-		return usageError("probe", fmt.Errorf("unknown command %q", rest[0]))
 	}
 	r, err := api.Call(*sock, req)
 	if err != nil {
@@ -103,11 +98,29 @@ func probeCmd(args []string) int {
 	return 0
 }
 
-func argOf(rest []string) string {
-	if len(rest) < 2 {
-		return ""
+// checkProbeArgs checks COMMAND [ARGS] of 'vmm probe': a known command
+// with the arguments it takes and no others.
+func checkProbeArgs(rest []string) error {
+	switch rest[0] {
+	case "attach":
+		if len(rest) != 2 {
+			return errors.New("attach: want one SPEC (quote it)")
+		}
+	case "detach":
+		if len(rest) != 2 {
+			return errors.New("detach: want one numeric probe ID (see 'vmm probe list')")
+		}
+		if _, err := strconv.ParseUint(rest[1], 10, 32); err != nil {
+			return fmt.Errorf("detach: probe ID %q: want a number (see 'vmm probe list')", rest[1])
+		}
+	case "list", "events", "catalogue":
+		if len(rest) != 1 {
+			return fmt.Errorf("%s: unexpected argument %q: %s takes none", rest[0], rest[1], rest[0])
+		}
+	default:
+		return fmt.Errorf("unknown command %q: want attach, detach, list, events or catalogue", rest[0])
 	}
-	return rest[1]
+	return nil
 }
 
 func printProbes(r api.Response) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/virtio/probedev"
 	"github.com/tracevisor/tracevisor/vmm"
+	"github.com/tracevisor/tracevisor/wire"
 )
 
 // probing is a run's probe channel: the device, the host side, the events
@@ -23,21 +25,33 @@ type probing struct {
 	events *os.File
 	done   chan error // the events writer's result
 	sub    *probe.Subscription
+	log    io.Writer // the run's diagnostics: stderr
 	once   sync.Once
 	err    error
 }
 
-// newProbing checks the --probe specs and opens --events before the guest
-// boots, so a typo costs no boot.
-func newProbing(specs []string, eventsPath string) (*probing, error) {
-	p := &probing{}
-	for _, s := range specs {
+// parseProbes checks the --probe flags before anything is opened, so that
+// a typo costs no boot: each must parse, and together they may name at most
+// wire.MaxProbes probes (what the guest's driver arms at once; a catalogue
+// entry can name several).
+func parseProbes(flags []string) ([]probe.Spec, error) {
+	var specs []probe.Spec
+	for _, s := range flags {
 		ss, err := probe.ParseProbeFlag(s)
 		if err != nil {
 			return nil, fmt.Errorf("--probe %q: %w", s, err)
 		}
-		p.specs = append(p.specs, ss...)
+		specs = append(specs, ss...)
 	}
+	if len(specs) > wire.MaxProbes {
+		return nil, fmt.Errorf("--probe: %d flags name %d probes; the guest's driver arms at most %d at once", len(flags), len(specs), wire.MaxProbes)
+	}
+	return specs, nil
+}
+
+// newProbing takes the checked --probe specs and opens --events.
+func newProbing(specs []probe.Spec, eventsPath string) (*probing, error) {
+	p := &probing{specs: specs, log: os.Stderr}
 	if eventsPath != "" {
 		f, err := os.Create(eventsPath)
 		if err != nil {
@@ -59,7 +73,12 @@ func (p *probing) device() vmm.VirtioDevice {
 // probes (the guest driver arms them before user space starts), and opens
 // the events file and the API socket.
 func (p *probing) start(m *vmm.Machine, apiPath string) error {
-	p.host = probe.NewHost(p.dev, m.GuestClock(), os.Stderr)
+	return p.startHost(m.GuestClock(), apiPath)
+}
+
+// startHost is start's work, on the machine's guest clock.
+func (p *probing) startHost(clock probe.Clock, apiPath string) error {
+	p.host = probe.NewHost(p.dev, clock, p.log)
 	if p.events != nil {
 		p.sub = p.host.Subscribe(1 << 16)
 		p.done = make(chan error, 1)
@@ -71,7 +90,7 @@ func (p *probing) start(m *vmm.Machine, apiPath string) error {
 		}
 	}
 	if apiPath != "" {
-		s, err := api.Listen(apiPath, p.host)
+		s, err := api.Listen(apiPath, p.host, p.log)
 		if err != nil {
 			return err
 		}
@@ -103,13 +122,16 @@ func (p *probing) write() {
 }
 
 // stop decodes what the guest sent before it stopped, closes the API and
-// finishes the events file, reporting losses on stderr.
-func (p *probing) stop() error {
-	p.once.Do(func() { p.err = p.finish() })
+// finishes the events file, reporting losses on stderr. guestRan says
+// whether the guest ran at all: only then is a driver that never said
+// hello worth a line. The first call does the work; later ones return its
+// result.
+func (p *probing) stop(guestRan bool) error {
+	p.once.Do(func() { p.err = p.finish(guestRan) })
 	return p.err
 }
 
-func (p *probing) finish() error {
+func (p *probing) finish(guestRan bool) error {
 	if p.host == nil {
 		if p.events != nil {
 			p.events.Close()
@@ -121,19 +143,19 @@ func (p *probing) finish() error {
 	}
 	p.host.Drain()
 	st := p.host.Stats()
-	if _, ok := p.host.Hello(); !ok && len(p.specs) > 0 {
-		fmt.Fprintln(os.Stderr, "vmm: --probe: the guest's tracevisor probe driver never started: no probe was armed (is the kernel the project's, or the module loaded?)")
+	if _, ok := p.host.Hello(); !ok && guestRan && len(p.specs) > 0 {
+		fmt.Fprintln(p.log, "vmm: --probe: the guest's tracevisor probe driver never started: no probe was armed (is the kernel the project's, or the module loaded?)")
 	}
 	p.host.Close()
 	var err error
 	if p.done != nil {
 		err = <-p.done
 		if n := p.sub.Dropped(); n > 0 {
-			fmt.Fprintf(os.Stderr, "vmm: %d probe events not written to --events: the writer fell behind\n", n)
+			fmt.Fprintf(p.log, "vmm: %d probe events not written to --events: the writer fell behind\n", n)
 		}
 	}
 	if st.InboxDrops > 0 || st.GuestDrops > 0 {
-		fmt.Fprintf(os.Stderr, "vmm: probe events lost: %d in the guest (no buffer), %d on the host\n", st.GuestDrops, st.InboxDrops)
+		fmt.Fprintf(p.log, "vmm: probe events lost: %d in the guest (no buffer), %d on the host\n", st.GuestDrops, st.InboxDrops)
 	}
 	if err != nil {
 		return fmt.Errorf("--events: %w", err)

@@ -111,17 +111,11 @@ type runReport struct {
 }
 
 func run(f runFlags, command []string) (int, error) {
-	mem, err := parseSize(f.mem)
+	plan, err := checkRun(f, procMeminfo)
 	if err != nil {
 		return 0, err
 	}
-	if f.console != "serial" && f.console != "virtio" {
-		return 0, fmt.Errorf("--console %q: want serial or virtio", f.console)
-	}
-	profile, err := vmm.ParseProfile(f.profile)
-	if err != nil {
-		return 0, err
-	}
+	mem, profile := plan.mem, plan.profile
 	if profile == 0 {
 		profile, _ = vmm.DetectProfile("/")
 	}
@@ -156,12 +150,12 @@ func run(f runFlags, command []string) (int, error) {
 	}
 	defer closeNICs()
 	virtio = append(virtio, nics...)
-	probes, err := newProbing(f.probes, f.events)
+	probes, err := newProbing(plan.probes, f.events)
 	if err != nil {
 		return 0, err
 	}
 	virtio = append(virtio, probes.device())
-	defer probes.stop()
+	defer probes.stop(false) // when the guest never ran
 
 	extra := f.cmdline
 	if f.verbose {
@@ -222,7 +216,7 @@ func run(f runFlags, command []string) (int, error) {
 	stopOnSignals(m)
 
 	ending := m.Run()
-	if err := probes.stop(); err != nil {
+	if err := probes.stop(true); err != nil {
 		fmt.Fprintf(os.Stderr, "vmm: %v\n", err)
 	}
 	if restore != nil {
