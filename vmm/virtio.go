@@ -2,7 +2,9 @@ package vmm
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"slices"
 
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
@@ -30,10 +32,12 @@ type VirtioDevice struct {
 	// Device is the virtio device behind the transport.
 	Device mmio.Device
 	// NotifyOnVCPU keeps the guest's queue notifications on the MMIO exit
-	// path: the vCPU that notified handles it before it runs on, so the
-	// device has the buffers before the guest can do anything else (the
-	// probe device: an event is in the VMM before the guest can power off).
-	// Otherwise notifications go through ioeventfd where KVM offers it.
+	// path: the vCPU that notified runs the device's Notify (outside the
+	// transport's lock) before it runs on, so the device has the buffers
+	// before the guest can do anything else (the probe device: an event is
+	// in the VMM before the guest can power off). Otherwise notifications
+	// go through ioeventfd where KVM offers it, and the device's Notify
+	// runs on its transport's worker goroutine, never on a vCPU.
 	NotifyOnVCPU bool
 }
 
@@ -54,11 +58,17 @@ func virtioCmdline(n int) []string {
 
 // attachVirtio puts each configured device (at most MaxVirtioDevices, as
 // build checked) behind a transport on the MMIO bus, wired to its
-// interrupt line.
+// interrupt line. Transports are closed first when the machine closes:
+// their workers stop before the interrupt and notification eventfds and
+// guest RAM go away.
 func (m *Machine) attachVirtio() error {
 	for i, vd := range m.cfg.Virtio {
 		base, irq := virtioSlot(i)
 		t := mmio.New(vd.Device, m.mem, m.virtioInterrupt(vd.Name, irq))
+		if !vd.NotifyOnVCPU {
+			t.StartNotifyWorker()
+		}
+		m.closers = slices.Insert(m.closers, 0, io.Closer(t))
 		if err := m.mmio.Register(vd.Name, base, virtioMMIOSize, t); err != nil {
 			return err
 		}

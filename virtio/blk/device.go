@@ -16,7 +16,8 @@ const VIRTIO_ID_BLOCK = 2
 const QueueSize = 256
 
 // Device is a virtio-blk device (one request queue) serving a Disk. Requests
-// are executed synchronously on the vCPU thread that notified the queue.
+// are executed synchronously in Notify, which the transport calls from its
+// notification worker, not on the vCPU that notified.
 type Device struct {
 	disk *Disk
 

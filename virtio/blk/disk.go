@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/virtio/queue"
@@ -11,8 +12,10 @@ import (
 
 // Feature bits (VIRTIO_BLK_F_*, spec 5.2.3).
 const (
-	VIRTIO_BLK_F_RO    = 5
-	VIRTIO_BLK_F_FLUSH = 9
+	VIRTIO_BLK_F_SIZE_MAX = 1
+	VIRTIO_BLK_F_SEG_MAX  = 2
+	VIRTIO_BLK_F_RO       = 5
+	VIRTIO_BLK_F_FLUSH    = 9
 )
 
 // Disk is the host side of a virtio-blk device: a raw image file.
@@ -21,6 +24,8 @@ type Disk struct {
 	readOnly bool
 	capacity uint64 // in 512-byte sectors
 	serial   [VIRTIO_BLK_ID_BYTES]byte
+
+	overLimit atomic.Uint64 // requests refused for breaking SegMax/SizeMax
 }
 
 // Open opens a raw disk image. Its size must be a whole number of sectors;
@@ -58,9 +63,14 @@ func (d *Disk) Close() error { return d.f.Close() }
 // Capacity returns the disk size in 512-byte sectors.
 func (d *Disk) Capacity() uint64 { return d.capacity }
 
+// OverLimit returns how many read or write requests were answered
+// VIRTIO_BLK_S_IOERR for having more than SegMax data segments or one
+// longer than SizeMax.
+func (d *Disk) OverLimit() uint64 { return d.overLimit.Load() }
+
 // Features returns the device feature bits the disk offers.
 func (d *Disk) Features() uint64 {
-	f := uint64(1) << VIRTIO_BLK_F_FLUSH
+	f := uint64(1)<<VIRTIO_BLK_F_FLUSH | 1<<VIRTIO_BLK_F_SIZE_MAX | 1<<VIRTIO_BLK_F_SEG_MAX
 	if d.readOnly {
 		f |= 1 << VIRTIO_BLK_F_RO
 	}
@@ -90,7 +100,7 @@ func (d *Disk) Handle(mem *guestmem.Memory, c *queue.Chain) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	status, written := d.execute(mem, c, r)
+	status, written := d.execute(mem, r)
 	if err := mem.WriteAt([]byte{status}, r.Status); err != nil {
 		return 0, err
 	}
@@ -99,33 +109,22 @@ func (d *Disk) Handle(mem *guestmem.Memory, c *queue.Chain) (uint32, error) {
 
 // execute runs a parsed request: the status to report and the data bytes
 // it wrote into the guest.
-func (d *Disk) execute(mem *guestmem.Memory, c *queue.Chain, r *Request) (byte, uint32) {
+func (d *Disk) execute(mem *guestmem.Memory, r *Request) (byte, uint32) {
 	switch r.Type {
 	case VIRTIO_BLK_T_IN:
-		if r.Bounds(d.capacity) != nil {
+		if !d.admit(r) {
 			return VIRTIO_BLK_S_IOERR, 0
 		}
-		buf := make([]byte, r.DataLen)
-		if _, err := d.f.ReadAt(buf, int64(r.Sector*SectorSize)); err != nil {
-			return VIRTIO_BLK_S_IOERR, 0
-		}
-		n, err := c.WriteAt(mem, buf, 0)
+		n, err := d.transfer(mem, r, true)
 		if err != nil {
 			return VIRTIO_BLK_S_IOERR, uint32(n)
 		}
 		return VIRTIO_BLK_S_OK, uint32(n)
 	case VIRTIO_BLK_T_OUT:
-		if d.readOnly {
+		if d.readOnly || !d.admit(r) {
 			return VIRTIO_BLK_S_IOERR, 0
 		}
-		if r.Bounds(d.capacity) != nil {
-			return VIRTIO_BLK_S_IOERR, 0
-		}
-		buf := make([]byte, r.DataLen)
-		if _, err := c.ReadAt(mem, buf, headerSize); err != nil {
-			return VIRTIO_BLK_S_IOERR, 0
-		}
-		if _, err := d.f.WriteAt(buf, int64(r.Sector*SectorSize)); err != nil {
+		if _, err := d.transfer(mem, r, false); err != nil {
 			return VIRTIO_BLK_S_IOERR, 0
 		}
 		return VIRTIO_BLK_S_OK, 0
@@ -138,21 +137,75 @@ func (d *Disk) execute(mem *guestmem.Memory, c *queue.Chain, r *Request) (byte, 
 		}
 		return VIRTIO_BLK_S_OK, 0
 	case VIRTIO_BLK_T_GET_ID:
-		n := min(r.DataLen, VIRTIO_BLK_ID_BYTES)
-		w, err := c.WriteAt(mem, d.serial[:n], 0)
-		if err != nil {
-			return VIRTIO_BLK_S_IOERR, uint32(w)
+		var w uint32
+		id := d.serial[:]
+		for _, s := range r.Data {
+			if len(id) == 0 {
+				break
+			}
+			k := min(uint32(len(id)), s.Len)
+			if mem.WriteAt(id[:k], s.Addr) != nil {
+				return VIRTIO_BLK_S_IOERR, w
+			}
+			id, w = id[k:], w+k
 		}
-		return VIRTIO_BLK_S_OK, uint32(w)
+		return VIRTIO_BLK_S_OK, w
 	}
 	return VIRTIO_BLK_S_UNSUPP, 0
 }
 
+// admit checks a read or write against the disk's end and the advertised
+// request limits. A request beyond SegMax or SizeMax is answered IOERR and
+// counted, not treated as a malformed chain: its shape is valid, only too
+// big, and DEVICE_NEEDS_RESET would take the whole disk from the guest for
+// one request a conforming driver never sends. The limits hold whether or
+// not the driver accepted the features: they bound the host's work per
+// request, which the guest does not get to choose.
+func (d *Disk) admit(r *Request) bool {
+	if r.Limits() != nil {
+		d.overLimit.Add(1)
+		return false
+	}
+	return r.Bounds(d.capacity) == nil
+}
+
+// transfer moves a read's or write's data between the image file and guest
+// RAM segment by segment, with pread/pwrite straight on a bounded view of
+// each guest buffer: nothing is allocated or copied in between, so the
+// host's memory does not grow with the request, however the guest sizes
+// or aliases its buffers. toGuest reads the file into the guest. It
+// returns the bytes moved before any error.
+func (d *Disk) transfer(mem *guestmem.Memory, r *Request, toGuest bool) (uint64, error) {
+	off := int64(r.Sector * SectorSize)
+	var done uint64
+	for _, s := range r.Data {
+		b, err := mem.Slice(s.Addr, uint64(s.Len))
+		if err != nil {
+			return done, err
+		}
+		var n int
+		if toGuest {
+			n, err = d.f.ReadAt(b, off)
+		} else {
+			n, err = d.f.WriteAt(b, off)
+		}
+		done += uint64(n)
+		if err != nil {
+			return done, err
+		}
+		off += int64(n)
+	}
+	return done, nil
+}
+
 // Config returns the device configuration space (struct virtio_blk_config
-// up to blk_size; only capacity is meaningful without more features).
+// up to blk_size): capacity, size_max and seg_max; blk_size is filled in
+// but not offered (VIRTIO_BLK_F_BLK_SIZE), so it has no meaning.
 func (d *Disk) Config() []byte {
 	b := make([]byte, 24)
 	binary.LittleEndian.PutUint64(b[0:], d.capacity)
-	binary.LittleEndian.PutUint32(b[20:], SectorSize) // blk_size, valid with VIRTIO_BLK_F_BLK_SIZE only
+	binary.LittleEndian.PutUint32(b[8:], SizeMax)
+	binary.LittleEndian.PutUint32(b[12:], SegMax)
+	binary.LittleEndian.PutUint32(b[20:], SectorSize)
 	return b
 }

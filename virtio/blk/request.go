@@ -33,6 +33,25 @@ const VIRTIO_BLK_ID_BYTES = 20
 // headerSize is struct virtio_blk_outhdr: type, reserved (ioprio), sector.
 const headerSize = 16
 
+// Request limits, advertised in the configuration space (size_max with
+// VIRTIO_BLK_F_SIZE_MAX, seg_max with VIRTIO_BLK_F_SEG_MAX). They count
+// data segments (not the header or the status byte) and bound one
+// request's host work whatever the guest's RAM, since descriptors may
+// alias one another.
+const (
+	// SegMax is the most data segments in a request: the queue's
+	// descriptors less the header's and the status byte's, so a
+	// conforming chain always fits the queue (indirect or not).
+	SegMax = QueueSize - 2
+	// SizeMax is the largest data segment, in bytes: one pread or pwrite.
+	SizeMax = 1 << 20
+)
+
+// ErrOverLimit: a read or write has more data segments than SegMax or one
+// longer than SizeMax. Not a shape error: the device answers it with
+// VIRTIO_BLK_S_IOERR and goes on.
+var ErrOverLimit = errors.New("virtio-blk: request beyond the advertised seg_max or size_max")
+
 // Segment is one guest buffer of a request, already checked to lie in RAM
 // by the queue.
 type Segment struct {
@@ -169,6 +188,19 @@ func (r *Request) Bounds(capacity uint64) error {
 	n := r.DataLen / SectorSize
 	if r.Sector > capacity || n > capacity-r.Sector {
 		return fmt.Errorf("virtio-blk: sectors [%d, +%d) beyond the disk's %d", r.Sector, n, capacity)
+	}
+	return nil
+}
+
+// Limits checks the request's data segments against SegMax and SizeMax.
+func (r *Request) Limits() error {
+	if len(r.Data) > SegMax {
+		return fmt.Errorf("%w: %d data segments, at most %d", ErrOverLimit, len(r.Data), SegMax)
+	}
+	for _, s := range r.Data {
+		if s.Len > SizeMax {
+			return fmt.Errorf("%w: a %d-byte segment, at most %d", ErrOverLimit, s.Len, SizeMax)
+		}
 	}
 	return nil
 }

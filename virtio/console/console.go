@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
@@ -29,6 +30,12 @@ const QueueSize = 64
 // buffer; ReadFrom waits for room beyond it, so no byte is dropped.
 const maxPending = 4096
 
+// txChunk is how many bytes of guest output go to the host writer at a
+// time. Output holds no buffer beyond this one chunk: the writer takes
+// each chunk before the next is copied (a slow writer slows the device,
+// not the guest's vCPUs, since Notify runs on the transport's worker).
+const txChunk = 4096
+
 // Device is a one-port virtio console.
 type Device struct {
 	out io.Writer
@@ -40,6 +47,9 @@ type Device struct {
 	irq     mmio.Interrupt
 	broken  bool
 	pending []byte // host input not yet delivered
+	txBuf   [txChunk]byte
+
+	txDropped atomic.Uint64 // guest output bytes the writer refused
 }
 
 // New returns a console that writes guest output to out.
@@ -130,17 +140,44 @@ func (d *Device) transmit() error {
 		if c == nil {
 			break
 		}
-		b, err := c.ReadAll(d.mem)
-		if err != nil {
+		if err := d.write(c); err != nil {
 			return err
 		}
-		d.out.Write(b)
 		if _, err := q.AddUsed(d.mem, c, 0); err != nil {
 			return err
 		}
 	}
 	return mmio.SignalUsed(q, d.mem, d.irq)
 }
+
+// write copies a chain's readable bytes to out, txChunk at a time through
+// txBuf: nothing is allocated per chain, however long the guest makes it
+// (descriptors may alias, so a small guest can post a chain of 4 GiB).
+// When out fails, the rest of the chain is dropped and counted. Called
+// with mu held.
+func (d *Device) write(c *queue.Chain) error {
+	var sent uint64
+	for _, b := range c.Readable() {
+		for off := uint64(0); off < uint64(b.Len); {
+			k := min(uint64(b.Len)-off, txChunk)
+			if err := d.mem.ReadAt(d.txBuf[:k], b.Addr+off); err != nil {
+				return err
+			}
+			n, err := d.out.Write(d.txBuf[:k])
+			sent += uint64(n)
+			if err != nil {
+				d.txDropped.Add(uint64(c.ReadableLen()) - sent)
+				return nil
+			}
+			off += k
+		}
+	}
+	return nil
+}
+
+// TxDropped returns how many bytes of guest output the host writer
+// refused (each failed write drops the rest of its chain).
+func (d *Device) TxDropped() uint64 { return d.txDropped.Load() }
 
 // deliver moves pending host input into the receive buffers the guest has
 // posted.

@@ -46,8 +46,9 @@ type ActivateContext struct {
 }
 
 // Device is a virtio device behind a Transport. The transport serialises
-// its calls to the methods below (never two at once); they must not call
-// back into the Transport's Read or Write. They may call the Interrupt
+// its calls to the methods below (never two at once), except that Notify
+// may run alongside ReadConfig and WriteConfig; they must not call back
+// into the Transport's Read, Write or Close. They may call the Interrupt
 // methods and SetNeedsReset from any goroutine.
 type Device interface {
 	// DeviceID is the virtio device type (spec 5, e.g. 2 for block). Zero
@@ -76,6 +77,12 @@ type Device interface {
 	// the device must not signal interrupts any more.
 	Reset()
 	// Notify reports a write of queue to VIRTIO_MMIO_QUEUE_NOTIFY while
-	// the device is active. It runs on a vCPU thread: keep it short.
+	// the device is active. It runs without the transport's lock: on the
+	// transport's worker (StartNotifyWorker), which coalesces repeated
+	// notifications of a queue, or else on the goroutine that notified
+	// (a vCPU thread: keep it short). Notify calls never overlap one
+	// another, Activate or Reset, and a notification accepted before a
+	// reset is not delivered after it; a device's own goroutines and
+	// ReadConfig may still run alongside, so it locks its own state.
 	Notify(queue uint32)
 }

@@ -11,7 +11,10 @@
 // The transport never touches the rings: when the driver sets DRIVER_OK it
 // hands the negotiated features, the []QueueConfig and the guest memory to
 // Device.Activate, and the device (with the virtqueue package) does the
-// rest. The legacy (version 1) interface is not implemented.
+// rest. Queue notifications reach Device.Notify outside the transport's
+// lock, on its notification worker (StartNotifyWorker) or on the goroutine
+// that notified, so a device busy with I/O never stalls the vCPUs reading
+// its registers. The legacy (version 1) interface is not implemented.
 //
 // Linux guests find a transport through the kernel command line (see
 // CmdlineParam) or a device-tree node; its driver is

@@ -99,22 +99,24 @@ func (t *Transport) writeQueueReady(q *queueState, v uint32) {
 	}
 }
 
-// notify forwards a QueueNotify write to an active device. Without
+// notify accepts a QueueNotify write for an active device. Without
 // VIRTIO_F_NOTIFICATION_DATA the value is the queue index (spec 4.2.2).
-// Called with mu held.
-func (t *Transport) notify(v uint32) {
+// The device is not called here: the returned delivery (empty with a
+// notification worker, which gets the queue instead) is for the caller to
+// run once it has dropped mu. Called with mu held.
+func (t *Transport) notify(v uint32) delivery {
 	t.irqMu.Lock()
 	ok := t.active && !t.needsReset
 	t.irqMu.Unlock()
 	if !ok {
 		t.rejectf(ErrNotActive, "notify queue %d", v)
-		return
+		return delivery{}
 	}
 	if uint64(v) >= uint64(len(t.queues)) {
 		t.rejectf(ErrNoQueue, "notify queue %d", v)
-		return
+		return delivery{}
 	}
-	t.dev.Notify(v)
+	return t.ntf.accept(v)
 }
 
 func setLow(x uint64, v uint32) uint64  { return x&^0xffffffff | uint64(v) }
@@ -125,8 +127,9 @@ func setHigh(x uint64, v uint32) uint64 { return x&0xffffffff | uint64(v)<<32 }
 // an MMIO exit. Safe from any goroutine.
 func (t *Transport) NotifyQueue(queue uint32) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.notify(queue)
+	d := t.notify(queue)
+	t.mu.Unlock()
+	t.deliver(d)
 }
 
 // QueueCount returns how many queues the device has.

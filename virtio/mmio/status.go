@@ -139,7 +139,12 @@ func (t *Transport) reset() {
 	t.driverOK = false
 	t.irqMu.Unlock()
 
+	// Wait for a Notify in flight and drop notifications not delivered
+	// yet: none reaches the device after its Reset.
+	t.ntf.deliverMu.Lock()
+	t.ntf.dropForReset()
 	t.dev.Reset()
+	t.ntf.deliverMu.Unlock()
 
 	t.status = 0
 	t.devFeatSel, t.drvFeatSel, t.drvFeat = 0, 0, 0

@@ -20,8 +20,10 @@ type queueState struct {
 // It implements bus.Device; Read and Write may be called from several vCPU
 // threads at once.
 //
-// Locking: mu guards the driver-visible register state and serialises all
-// calls into the Device; irqMu guards the interrupt state the device's own
+// Locking: mu guards the driver-visible register state and serialises the
+// calls into the Device other than Notify; Notify runs outside mu, on the
+// notifying goroutine or the transport's worker (see notifier, whose locks
+// come after mu). irqMu guards the interrupt state the device's own
 // goroutines touch (InterruptStatus, ConfigGeneration, NEEDS_RESET, the
 // line). mu may be held when taking irqMu, never the other way round.
 type Transport struct {
@@ -47,6 +49,8 @@ type Transport struct {
 	needsReset bool   // VIRTIO_CONFIG_S_NEEDS_RESET
 	driverOK   bool   // DRIVER_OK is set: interrupts may be raised
 	active     bool   // Activate succeeded (or is running) since the last reset
+
+	ntf notifier
 
 	rejections atomic.Uint64
 }
@@ -126,16 +130,26 @@ func (t *Transport) Read(offset uint64, data []byte) {
 // of any width go to Device.WriteConfig.
 func (t *Transport) Write(offset uint64, data []byte) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if offset >= VIRTIO_MMIO_CONFIG {
 		t.dev.WriteConfig(offset-VIRTIO_MMIO_CONFIG, data)
+		t.mu.Unlock()
 		return
 	}
 	if len(data) != 4 || offset%4 != 0 {
 		t.rejectf(ErrAccessWidth, "%d-byte write at %#x", len(data), offset)
+		t.mu.Unlock()
 		return
 	}
-	t.writeReg(offset, binary.LittleEndian.Uint32(data))
+	v := binary.LittleEndian.Uint32(data)
+	if offset == VIRTIO_MMIO_QUEUE_NOTIFY {
+		// The device's work happens outside mu (see notifier).
+		d := t.notify(v)
+		t.mu.Unlock()
+		t.deliver(d)
+		return
+	}
+	t.writeReg(offset, v)
+	t.mu.Unlock()
 }
 
 // readReg returns the 32-bit register at offset. Called with mu held.
@@ -195,8 +209,8 @@ func (t *Transport) readReg(offset uint64) uint32 {
 	return 0
 }
 
-// writeReg stores v into the 32-bit register at offset. Called with mu
-// held.
+// writeReg stores v into the 32-bit register at offset; Write handles
+// QueueNotify itself. Called with mu held.
 func (t *Transport) writeReg(offset uint64, v uint32) {
 	switch offset {
 	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
@@ -214,8 +228,6 @@ func (t *Transport) writeReg(offset uint64, v uint32) {
 		VIRTIO_MMIO_QUEUE_AVAIL_LOW, VIRTIO_MMIO_QUEUE_AVAIL_HIGH,
 		VIRTIO_MMIO_QUEUE_USED_LOW, VIRTIO_MMIO_QUEUE_USED_HIGH:
 		t.writeQueue(offset, v)
-	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		t.notify(v)
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		t.ackInterrupt(v)
 	case VIRTIO_MMIO_STATUS:

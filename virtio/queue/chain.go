@@ -54,8 +54,17 @@ func (c *Chain) WritableLen() uint32 { return c.writableLen }
 // length.
 func (c *Chain) Used() (bool, uint32) { return c.used, c.usedLen }
 
-// ReadAll copies all readable bytes out of guest memory.
-func (c *Chain) ReadAll(mem *guestmem.Memory) ([]byte, error) {
+// ReadAllMax copies all readable bytes out of guest memory, for a device
+// whose messages have a known maximum size. A chain with more than max
+// readable bytes is refused with ErrReadableTooLong before anything is
+// allocated: the guest sizes the chain, and descriptors may alias one
+// another, so only the caller's bound keeps the copy small. Devices that
+// stream (block data, console output) read in chunks with ReadAt or walk
+// Readable instead.
+func (c *Chain) ReadAllMax(mem *guestmem.Memory, max uint32) ([]byte, error) {
+	if c.readableLen > max {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrReadableTooLong, c.readableLen, max)
+	}
 	out := make([]byte, c.readableLen)
 	if _, err := c.ReadAt(mem, out, 0); err != nil {
 		return nil, err

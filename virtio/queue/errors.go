@@ -22,6 +22,11 @@ var (
 	// including its event field) does not lie wholly inside one RAM region,
 	// or its address plus length overflows.
 	ErrRingOutsideRAM = errors.New("virtqueue: ring not wholly inside guest RAM")
+	// ErrRingOverlap: the used ring (with its avail_event field) shares
+	// bytes with the descriptor table or the available ring (with its
+	// used_event field), so the device's used-ring writes would change
+	// what the driver published.
+	ErrRingOverlap = errors.New("virtqueue: used ring overlaps the descriptor table or the available ring")
 	// ErrNotActivated: a ring operation was attempted on a queue that has not
 	// been (re)activated since it was last configured or reset.
 	ErrNotActivated = errors.New("virtqueue: queue not activated")
@@ -45,6 +50,12 @@ var (
 	// entries. Since every index is in range, this means the chain visits a
 	// descriptor twice: a loop.
 	ErrChainTooLong = errors.New("virtqueue: descriptor chain longer than its table (loop)")
+	// ErrChainOverQueueSize: the chain's buffer descriptors, those of the
+	// descriptor table and of its indirect table counted together, number
+	// more than the queue size (spec 2.7.5.3.1). Each table alone may be
+	// in bounds: a full-size direct chain ending in a full-size indirect
+	// table would otherwise be twice the queue size.
+	ErrChainOverQueueSize = errors.New("virtqueue: descriptor chain has more buffers than the queue size")
 	// ErrLengthOverflow: the chain's buffers total more than 2^32-1 bytes.
 	ErrLengthOverflow = errors.New("virtqueue: descriptor chain total length overflows uint32")
 	// ErrReadableAfterWritable: a device-readable descriptor follows a
@@ -70,6 +81,11 @@ var (
 	// inside one RAM region, or its address plus length overflows.
 	ErrBufferOutsideRAM = errors.New("virtqueue: buffer not wholly inside guest RAM")
 )
+
+// ErrReadableTooLong is returned by Chain.ReadAllMax for a chain with more
+// readable bytes than the device accepts in one message: guest input the
+// device refuses, not a malformed ring.
+var ErrReadableTooLong = errors.New("virtqueue: chain's readable bytes exceed the device's limit")
 
 // Errors returned by Chain and AddUsed helpers: these are device (VMM) bugs,
 // not guest errors.

@@ -51,7 +51,7 @@ func Example() {
 		if c == nil {
 			break
 		}
-		req, _ := c.ReadAll(mem)
+		req, _ := c.ReadAllMax(mem, 64) // this device's requests are small
 		n, _ := c.WriteAt(mem, []byte("pong:"+string(req)), 0)
 		used, _ := q.AddUsed(mem, c, uint32(n))
 		fmt.Printf("head %d: %q -> %d bytes\n", c.Head(), req, used)

@@ -188,8 +188,9 @@ func availRingLen(size uint16) uint64 { return ringHeader + availElemSize*uint64
 func usedRingLen(size uint16) uint64  { return ringHeader + usedElemSize*uint64(size) + 2 }
 
 // Validate checks the configuration against mem without changing state:
-// ready, size a power of two in [1, MaxSize()], alignments 16/2/4, and each
-// ring (with its event field) wholly inside RAM with no address overflow.
+// ready, size a power of two in [1, MaxSize()], alignments 16/2/4, each
+// ring (with its event field) wholly inside RAM with no address overflow,
+// and the used ring clear of the descriptor table and the available ring.
 func (q *Queue) Validate(mem *guestmem.Memory) error {
 	if !q.ready {
 		return ErrNotReady
@@ -215,7 +216,24 @@ func (q *Queue) Validate(mem *guestmem.Memory) error {
 			return fmt.Errorf("%w: %s [%#x, %#x)", ErrRingOutsideRAM, r.name, r.addr, end)
 		}
 	}
+	// The device writes the used ring; were it over the descriptor table
+	// or the available ring, its own writes would rewrite what the driver
+	// published. The driver's two areas may overlap each other: the device
+	// only reads them.
+	used := rings[2]
+	for _, r := range rings[:2] {
+		if overlap(used.addr, used.len, r.addr, r.len) {
+			return fmt.Errorf("%w: used ring [%#x, +%#x) and %s [%#x, +%#x)",
+				ErrRingOverlap, used.addr, used.len, r.name, r.addr, r.len)
+		}
+	}
 	return nil
+}
+
+// overlap reports whether [a, a+alen) and [b, b+blen) share a byte. Both
+// ranges are known not to wrap.
+func overlap(a, alen, b, blen uint64) bool {
+	return a < b+blen && b < a+alen
 }
 
 // Activate validates the configuration (see Validate) and, on success, makes
@@ -315,7 +333,11 @@ func (q *Queue) parseChain(mem *guestmem.Memory, head uint16) (*Chain, error) {
 
 	table := q.descAddr
 	tableLen := uint32(q.size) // entries in the current table
-	ttl := tableLen
+	ttl := tableLen            // loop guard: visits left in the current table
+	// budget counts the chain's buffer descriptors, direct and indirect
+	// together (the indirect descriptor itself is not a buffer): spec
+	// 2.7.5.3.1, a chain is no longer than the queue size.
+	budget := uint32(q.size)
 	inIndirect := false
 	idx := head
 	sawWritable := false
@@ -359,6 +381,10 @@ func (q *Queue) parseChain(mem *guestmem.Memory, head uint16) (*Chain, error) {
 			continue
 		}
 
+		if budget == 0 {
+			return fail(idx, inIndirect, fmt.Errorf("%w: more than %d", ErrChainOverQueueSize, q.size))
+		}
+		budget--
 		write := d.flags&DescFWrite != 0
 		if write {
 			sawWritable = true

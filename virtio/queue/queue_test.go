@@ -59,6 +59,17 @@ func TestActivateErrors(t *testing.T) {
 		{"used event straddles end", func(q *Queue) { q.SetUsedAddr(mockMemSize - (4 + 8*16)) }, ErrRingOutsideRAM},
 		{"used overflow", func(q *Queue) { q.SetUsedAddr(math.MaxUint64 &^ 3) }, ErrRingOutsideRAM},
 		{"desc overflow", func(q *Queue) { q.SetDescAddr(math.MaxUint64 &^ 15) }, ErrRingOutsideRAM},
+		// Size 16: descriptors [0x1000, 0x1100), avail [0x2000, 0x2026)
+		// with used_event at 0x2024, used [u, u+0x86) with avail_event.
+		{"used over desc", func(q *Queue) { q.SetUsedAddr(0x1000) }, ErrRingOverlap},
+		{"used over desc's last entry", func(q *Queue) { q.SetUsedAddr(0x10fc) }, ErrRingOverlap},
+		{"used right after desc", func(q *Queue) { q.SetUsedAddr(0x1100) }, nil},
+		{"used event over desc", func(q *Queue) { q.SetUsedAddr(0x1000 - 0x84) }, ErrRingOverlap},
+		{"used right before desc", func(q *Queue) { q.SetUsedAddr(0x1000 - 0x88) }, nil},
+		{"used over avail", func(q *Queue) { q.SetUsedAddr(0x2000) }, ErrRingOverlap},
+		{"used over used_event", func(q *Queue) { q.SetUsedAddr(0x2024) }, ErrRingOverlap},
+		{"used right after avail", func(q *Queue) { q.SetUsedAddr(0x2028) }, nil},
+		{"avail over desc is the driver's business", func(q *Queue) { q.SetAvailAddr(0x1000) }, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,9 +159,12 @@ func TestGoodChainMixed(t *testing.T) {
 	if len(c.Readable()) != 2 || len(c.Writable()) != 2 || c.ReadableLen() != 12 || c.WritableLen() != 20 {
 		t.Fatalf("readable %d/%d writable %d/%d", len(c.Readable()), c.ReadableLen(), len(c.Writable()), c.WritableLen())
 	}
-	got, err := c.ReadAll(m.mem)
+	got, err := c.ReadAllMax(m.mem, 12)
 	if err != nil || string(got) != "hello, world" {
-		t.Fatalf("ReadAll = %q, %v", got, err)
+		t.Fatalf("ReadAllMax = %q, %v", got, err)
+	}
+	if got, err := c.ReadAllMax(m.mem, 11); got != nil || !errors.Is(err, ErrReadableTooLong) {
+		t.Fatalf("ReadAllMax below the readable length = %q, %v; want ErrReadableTooLong", got, err)
 	}
 	if m.q.NextAvail() != 1 {
 		t.Fatalf("next_avail %d", m.q.NextAvail())
@@ -211,6 +225,25 @@ func TestIndirectTableOfQueueSize(t *testing.T) {
 	m.publish(0)
 	if c := m.pop(); len(c.Descriptors()) != 4 {
 		t.Fatalf("got %d descriptors", len(c.Descriptors()))
+	}
+}
+
+// TestDirectPlusIndirectAtQueueSize: a chain of exactly the queue size,
+// split between the table and an indirect table, is accepted (the indirect
+// descriptor itself is not one of the chain's buffers).
+func TestDirectPlusIndirectAtQueueSize(t *testing.T) {
+	m := newMock(t, 8)
+	m.q.SetIndirect(true)
+	const table = mockBufBase + 0x1000
+	m.setTable(table, d{addr: mockBufBase, len: 1, flags: DescFNext, next: 1}, d{addr: mockBufBase, len: 1, flags: DescFWrite})
+	xs := make([]d, 7)
+	for i := range 6 {
+		xs[i] = d{addr: mockBufBase, len: 1}
+	}
+	xs[6] = d{addr: table, len: 32, flags: DescFIndirect}
+	m.publish(m.chain(0, xs...))
+	if c := m.pop(); len(c.Descriptors()) != 8 || c.ReadableLen() != 7 || c.WritableLen() != 1 {
+		t.Fatalf("got %d descriptors, %d+%d bytes", len(c.Descriptors()), c.ReadableLen(), c.WritableLen())
 	}
 }
 
@@ -312,6 +345,29 @@ func TestPopRejections(t *testing.T) {
 			m.setTable(table, d{addr: mockBufBase, len: 1})
 			m.publish(m.chain(0, d{addr: mockBufBase, len: 1, flags: DescFWrite}, d{addr: table, len: 16, flags: DescFIndirect}))
 		}, ErrReadableAfterWritable},
+		{"direct plus indirect over queue size", true, func(m *mockQueue) {
+			// 7 buffers in the table, the 8th entry points at an indirect
+			// table of 2: 9 buffers in a queue of 8, though each table is
+			// within its own bounds.
+			m.setTable(table, d{addr: mockBufBase, len: 1, flags: DescFNext, next: 1}, d{addr: mockBufBase, len: 1})
+			xs := make([]d, 8)
+			for i := range 7 {
+				xs[i] = d{addr: mockBufBase, len: 1}
+			}
+			xs[7] = d{addr: table, len: 32, flags: DescFIndirect}
+			m.publish(m.chain(0, xs...))
+		}, ErrChainOverQueueSize},
+		{"direct zero-length plus indirect over queue size", true, func(m *mockQueue) {
+			// Zero-length descriptors are dropped from the chain but are
+			// still descriptors of it.
+			m.setTable(table, d{addr: mockBufBase, len: 1, flags: DescFNext, next: 1}, d{addr: mockBufBase, len: 1})
+			xs := make([]d, 8)
+			for i := range 7 {
+				xs[i] = d{addr: mockBufBase, len: 0}
+			}
+			xs[7] = d{addr: table, len: 32, flags: DescFIndirect}
+			m.publish(m.chain(0, xs...))
+		}, ErrChainOverQueueSize},
 		{"indirect buffer outside RAM", true, func(m *mockQueue) {
 			m.setTable(table, d{addr: mockMemSize, len: 1})
 			m.setDesc(0, d{addr: table, len: 16, flags: DescFIndirect})
@@ -536,7 +592,7 @@ func TestNeverWritesDriverAreas(t *testing.T) {
 
 	for range 2 {
 		c := m.pop()
-		if _, err := c.ReadAll(m.mem); err != nil {
+		if _, err := c.ReadAllMax(m.mem, c.ReadableLen()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.WriteAt(m.mem, bytes.Repeat([]byte{0xee}, 8), 0); err != nil {

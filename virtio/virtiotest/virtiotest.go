@@ -10,21 +10,34 @@ import (
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 )
 
-// descWrite is VIRTQ_DESC_F_WRITE.
-const descWrite = 2
+// Descriptor flags: VIRTQ_DESC_F_NEXT and VIRTQ_DESC_F_WRITE.
+const (
+	descNext  = 1
+	descWrite = 2
+)
 
 // BufStride is the room each posted buffer gets in test memory.
 const BufStride = 0x100
 
 // Ring is one split queue of Size entries laid out in test memory:
 // descriptors at Desc, the avail ring at Avail, the used ring at Used,
-// buffer i at Buf + i*BufStride. Each Post uses a fresh descriptor, so a
-// Ring takes at most Size buffers.
+// buffer i at Buf + i*BufStride. Post and PostChain take descriptors
+// round the table, as a driver reuses freed ones: the device must have
+// used a chain before Size more descriptors are posted after it.
 type Ring struct {
 	Mem                    *guestmem.Memory
 	Desc, Avail, Used, Buf uint64
 	Size                   uint16
-	n                      uint16 // buffers posted
+	n                      uint16 // avail entries published
+	next                   uint16 // next free descriptor
+}
+
+// Buf is one descriptor of a chain for PostChain: Len bytes at Addr,
+// device-writable when Write.
+type Buf struct {
+	Addr  uint64
+	Len   uint32
+	Write bool
 }
 
 // NewMemory returns size bytes of test guest memory at guest address 0.
@@ -36,20 +49,37 @@ func NewMemory(size int) *guestmem.Memory {
 // on the avail ring; write makes it device-writable. It returns the
 // buffer's guest address.
 func (r *Ring) Post(data []byte, size uint32, write bool) uint64 {
-	addr := r.Buf + uint64(r.n)*BufStride
+	addr := r.Buf + uint64(r.next)*BufStride
 	r.Mem.WriteAt(data, addr)
-	d := r.Desc + uint64(r.n)*16
-	r.Mem.Write64(d, addr)
-	r.Mem.Write32(d+8, size)
-	flags := uint16(0)
-	if write {
-		flags = descWrite
+	r.PostChain(Buf{Addr: addr, Len: size, Write: write})
+	return addr
+}
+
+// PostChain puts one chain of bufs (readable ones first, as the spec
+// wants of drivers) on the avail ring: descriptors at the next free table
+// entries, linked with NEXT. The buffers' contents are the caller's; they
+// may overlap, as a guest's may. It returns the chain's head index.
+func (r *Ring) PostChain(bufs ...Buf) uint16 {
+	head := r.next
+	for i, b := range bufs {
+		d := r.Desc + uint64(r.next)*16
+		flags := uint16(0)
+		if b.Write {
+			flags |= descWrite
+		}
+		if i < len(bufs)-1 {
+			flags |= descNext
+		}
+		r.Mem.Write64(d, b.Addr)
+		r.Mem.Write32(d+8, b.Len)
+		r.Mem.Write16(d+12, flags)
+		r.next = (r.next + 1) % r.Size
+		r.Mem.Write16(d+14, r.next)
 	}
-	r.Mem.Write16(d+12, flags)
-	r.Mem.Write16(r.Avail+4+2*uint64(r.n%r.Size), r.n)
+	r.Mem.Write16(r.Avail+4+2*uint64(r.n%r.Size), head)
 	r.n++
 	r.Mem.Write16(r.Avail+2, r.n)
-	return addr
+	return head
 }
 
 // UsedIdx reads the used ring's index.
