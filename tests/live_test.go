@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -52,12 +53,16 @@ func startLiveGuest(t *testing.T, runFlags ...string) *liveGuest {
 	go func() { g.done <- g.cmd.Wait() }()
 	t.Cleanup(func() {
 		g.cmd.Process.Kill()
-		<-g.done
+		select {
+		case <-g.done:
+		case <-time.After(time.Minute):
+			t.Errorf("vmm (pid %d) did not end in a minute after SIGKILL", g.cmd.Process.Pid)
+		}
 		t.Logf("guest output:\n%s", g.out.String())
 	})
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		_, err := api.Call(g.sock, api.Request{Op: api.OpList})
+		_, err := apiCall(g.sock, api.Request{Op: api.OpList})
 		if err == nil {
 			break
 		}
@@ -101,14 +106,46 @@ func (g *liveGuest) collect() {
 	})
 }
 
+// apiTimeout bounds one API request in a test: the server gives the
+// guest's driver 30 s, so only a stuck vmm takes longer.
+const apiTimeout = time.Minute
+
+// apiCall is api.Call with a deadline: a vmm that never answers fails the
+// request after apiTimeout instead of hanging the test. (Its goroutine
+// ends when the test's cleanup kills vmm and the socket closes.)
+func apiCall(sock string, req api.Request) (api.Response, error) {
+	type answer struct {
+		r   api.Response
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		r, err := api.Call(sock, req)
+		ch <- answer{r, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.r, a.err
+	case <-time.After(apiTimeout):
+		return api.Response{}, fmt.Errorf("api %s: no answer from vmm in %v", req.Op, apiTimeout)
+	}
+}
+
 // call makes one API request, failing the test on an error.
 func (g *liveGuest) call(req api.Request) api.Response {
 	g.t.Helper()
-	r, err := api.Call(g.sock, req)
+	r, err := apiCall(g.sock, req)
 	if err != nil {
 		g.t.Fatalf("%s: %v", req.Op, err)
 	}
 	return r
+}
+
+// inject makes one inject request, returning its error (a service that is
+// respawning may not be there yet: callers retry).
+func (g *liveGuest) inject(in api.Injection) error {
+	_, err := apiCall(g.sock, api.Request{Op: api.OpInject, Inject: &in})
+	return err
 }
 
 // mark returns how many events arrived so far: waitEvent after it looks
@@ -150,6 +187,40 @@ func (g *liveGuest) waitEventWithin(mark int, d time.Duration, match func(probe.
 			g.t.Fatalf("vmm ended (%v) while waiting for an event", err)
 		case <-deadline:
 			return probe.Event{}, false
+		}
+	}
+}
+
+// probeEvents returns the events after mark that probe id sent.
+func (g *liveGuest) probeEvents(mark int, id uint32) []probe.Event {
+	var out []probe.Event
+	for _, e := range g.since(mark) {
+		if e.ProbeID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitProbeEvents waits up to d for the host to have streamed exactly
+// want() events of probe id after mark (want is asked again at each look:
+// the guest's counters may still be moving) and returns them; it fails
+// the test, with both numbers, if they never agree.
+func (g *liveGuest) waitProbeEvents(mark int, id uint32, d time.Duration, want func() uint64) []probe.Event {
+	g.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		evs := g.probeEvents(mark, id)
+		w := want()
+		if uint64(len(evs)) == w {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("probe %d: the guest delivered %d events, the host streamed %d in %v", id, w, len(evs), d)
+		}
+		select {
+		case <-g.seen:
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

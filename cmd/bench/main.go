@@ -7,10 +7,14 @@
 //	                    then virtio-net TCP throughput host <-> guest over a
 //	                    tap (in a netns of its own), as a ratio to TCP over
 //	                    loopback in the same run (root only, else skipped)
-//	bench probe [-n N]  the probe channel in one guest: the armed catalogue's
-//	                    overhead on a syscall-heavy workload (throughput
-//	                    ratio with/without), probe-hit -> VMM latency over
-//	                    N hits, an event storm's throughput and drops
+//	bench probe [-n N] [--requests M] [--rounds R]
+//	                    the probe channel in one guest: the armed
+//	                    catalogue's overhead (throughput with/without, R
+//	                    interleaved rounds, median ratio and its spread) on
+//	                    a syscall loop of N iterations and on M HTTP
+//	                    requests to busybox httpd in the guest;
+//	                    probe-hit -> VMM latency over N hits; an event
+//	                    storm's throughput and drops
 //
 // Targets are printed beside the numbers; nothing here asserts them.
 package main
@@ -37,18 +41,27 @@ func main() {
 	}
 	if len(os.Args) >= 2 && os.Args[1] == "probe" {
 		fs := pflag.NewFlagSet("bench probe", pflag.ContinueOnError)
-		n := fs.IntP("n", "n", 1000, "workload iterations per phase (probe hits for the latency numbers)")
+		n := fs.IntP("n", "n", 1000, "syscall-loop iterations per phase (probe hits for the latency numbers)")
+		requests := fs.Int("requests", 10, "HTTP requests per web phase (each forks in the guest: about a second on emulating hosts)")
+		rounds := fs.Int("rounds", 5, "rounds of each workload with and without the catalogue")
 		if err := fs.Parse(os.Args[2:]); err != nil {
+			if errors.Is(err, pflag.ErrHelp) {
+				return
+			}
 			os.Exit(2)
 		}
-		if err := benchProbe(*n); err != nil {
+		if *rounds < 5 {
+			fmt.Fprintf(os.Stderr, "bench probe: --rounds %d: at least 5, for a median and a spread that mean something\n", *rounds)
+			os.Exit(2)
+		}
+		if err := benchProbe(*n, *requests, *rounds); err != nil {
 			fmt.Fprintln(os.Stderr, "bench probe:", err)
 			os.Exit(1)
 		}
 		return
 	}
 	if len(os.Args) < 2 || os.Args[1] != "boot" {
-		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio | bench probe [-n N]")
+		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio | bench probe [-n N] [--requests M] [--rounds R]")
 		os.Exit(2)
 	}
 	fs := pflag.NewFlagSet("bench boot", pflag.ContinueOnError)

@@ -17,45 +17,100 @@ import (
 	"github.com/tracevisor/tracevisor/probe"
 )
 
-// probeScript runs the same syscall-heavy workload once per phase: each
-// iteration opens and closes /proc/version (a shell redirection, no fork). A phase starts when the host kills
-// the guest's `sleep`; the guest reports each phase's start and end on
-// its own clock (/proc/uptime).
+// probeScript is the guest's side of `bench probe`. Two workloads:
+//
+//	sys  N x (open, close /proc/version): a shell redirection, no fork
+//	web  M requests, one busybox wget (M URLs, a connection each) against
+//	     busybox httpd on the guest's loopback: httpd forks a child per
+//	     connection, so each request is a fork, an exit and a SIGCHLD
+//
+// The guest runs the phases in the host's order, each when the host kills
+// its `sleep`, and reports each phase's start and end on its own clock
+// (/proc/uptime, 10 ms resolution) and the workload's exit status.
+// {N}, {M} and {PHASES} ("work:name ...") are filled in by guestScript.
 const probeScript = `
-phase() {
+ifconfig lo 127.0.0.1 up
+ln -s /bin/busybox /tmp/httpd; mkdir -p /www; echo ok > /www/index.html
+/tmp/httpd -f -p 127.0.0.1:8080 -h /www &
+u=; i=0; while [ $i -lt {M} ]; do u="$u http://127.0.0.1:8080/"; i=$((i+1)); done
+sys() {
 	read a b < /proc/uptime
-	i=0; while [ $i -lt %d ]; do : < /proc/version; i=$((i+1)); done
+	i=0; while [ $i -lt {N} ]; do : < /proc/version; i=$((i+1)); done
 	read c d < /proc/uptime
-	echo "PHASE $1 $a $c"
+	echo "PHASE $1 $a $c 0"
 }
-for p in warmup base catalogue latency storm; do sleep 100000; phase $p; done
+web() {
+	read a b < /proc/uptime
+	wget -q -O /dev/null $u; r=$?
+	read c d < /proc/uptime
+	echo "PHASE $1 $a $c $r"
+}
+for p in {PHASES}; do sleep 100000; ${p%%:*} ${p#*:}; done
 `
 
-// probePhases are the workload runs, in order, and what the host arms
-// before each.
-var probePhases = []struct {
+// benchPhase is one workload run and what the host arms before it.
+type benchPhase struct {
 	name  string
+	work  string // "sys" or "web"
 	specs []string
-}{
-	{"warmup", nil}, // caches and the shell's first iterations
-	{"base", nil},
-	{"catalogue", []string{"catalogue:signal", "catalogue:oom", "catalogue:panic", "catalogue:oops", "catalogue:exit", "catalogue:hung"}},
-	{"latency", []string{"p:latency do_sys_openat2"}},
-	{"storm", []string{"p:storm kmem_cache_alloc"}},
 }
 
-// benchProbe boots one guest and measures the probe channel: the overhead
-// of the armed catalogue on a syscall-heavy workload (throughput ratio with
-// and without, same guest, same run), probe-hit to VMM latency over one
+// probePhases is the run: a warm-up of each workload; rounds of each
+// workload with and without the whole catalogue armed, interleaved (the
+// order alternates from round to round, so a drift over the run weighs on
+// both sides alike); then the latency and storm phases.
+func probePhases(rounds int) []benchPhase {
+	var cat []string
+	for _, e := range probe.Catalogue() {
+		cat = append(cat, "catalogue:"+e.Name)
+	}
+	phases := []benchPhase{{name: "warmup-sys", work: "sys"}, {name: "warmup-web", work: "web"}}
+	for r := 1; r <= rounds; r++ {
+		for _, work := range []string{"sys", "web"} {
+			base := benchPhase{name: fmt.Sprintf("%s-base-%d", work, r), work: work}
+			armed := benchPhase{name: fmt.Sprintf("%s-cat-%d", work, r), work: work, specs: cat}
+			if r%2 == 0 {
+				phases = append(phases, armed, base)
+			} else {
+				phases = append(phases, base, armed)
+			}
+		}
+	}
+	return append(phases,
+		benchPhase{name: "latency", work: "sys", specs: []string{"p:latency do_sys_openat2"}},
+		benchPhase{name: "storm", work: "sys", specs: []string{"p:storm kmem_cache_alloc"}})
+}
+
+// guestScript is probeScript for these phases.
+func guestScript(phases []benchPhase, iterations, requests int) string {
+	var list []string
+	for _, p := range phases {
+		list = append(list, p.work+":"+p.name)
+	}
+	return strings.NewReplacer("{N}", strconv.Itoa(iterations), "{M}", strconv.Itoa(requests),
+		"{PHASES}", strings.Join(list, " ")).Replace(probeScript)
+}
+
+// phaseTimeout bounds one phase, from the host's start to the guest's
+// report.
+const phaseTimeout = 10 * time.Minute
+
+// benchProbe boots one guest and measures the probe channel: the armed
+// catalogue's overhead on two workloads (throughput with and without it,
+// interleaved rounds in the same guest), probe-hit to VMM latency over one
 // event per workload iteration, and an event storm's throughput and drops.
-func benchProbe(iterations int) error {
+func benchProbe(iterations, requests, rounds int) error {
+	if iterations < 1 || requests < 1 || rounds < 1 {
+		return fmt.Errorf("-n %d, --requests %d, --rounds %d: each must be at least 1", iterations, requests, rounds)
+	}
 	dir, err := os.MkdirTemp("", "bench-probe")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	phases := probePhases(rounds)
 	sock := filepath.Join(dir, "vm.sock")
-	cmd := exec.Command(vmmBinary(), "run", "--api", sock, "--", "sh", "-c", fmt.Sprintf(probeScript, iterations))
+	cmd := exec.Command(vmmBinary(), "run", "--api", sock, "--", "sh", "-c", guestScript(phases, iterations, requests))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -65,8 +120,8 @@ func benchProbe(iterations int) error {
 		return err
 	}
 	defer cmd.Process.Kill()
-	phases := make(chan [2]float64)
-	go readPhases(stdout, phases)
+	reports := make(chan phaseReport)
+	go readPhases(stdout, reports)
 
 	if err := waitForAPI(sock); err != nil {
 		return err
@@ -77,7 +132,8 @@ func benchProbe(iterations int) error {
 	secs := map[string]float64{}
 	var ids []uint32
 	var storm probe.Status
-	for _, ph := range probePhases {
+	armed := 0 // probes the catalogue arms
+	for _, ph := range phases {
 		if err := call(sock, detachAll(ids)...); err != nil {
 			return err
 		}
@@ -89,15 +145,27 @@ func benchProbe(iterations int) error {
 			}
 			ids = append(ids, r.IDs...)
 		}
+		if strings.HasPrefix(ph.name, ph.work+"-cat-") {
+			armed = len(ids)
+		}
 		mark := events.len()
 		if err := startPhase(sock); err != nil {
 			return fmt.Errorf("%s: start the phase: %w", ph.name, err)
 		}
-		t, ok := <-phases
+		var rep phaseReport
+		var ok bool
+		select {
+		case rep, ok = <-reports:
+		case <-time.After(phaseTimeout):
+			return fmt.Errorf("%s: no report from the guest in %v", ph.name, phaseTimeout)
+		}
 		if !ok {
 			return fmt.Errorf("%s: the guest ended before the phase did", ph.name)
 		}
-		secs[ph.name] = t[1] - t[0]
+		if rep.name != ph.name || rep.status != 0 || rep.end <= rep.start {
+			return fmt.Errorf("%s: the guest reported %+v", ph.name, rep)
+		}
+		secs[ph.name] = rep.end - rep.start
 		switch ph.name {
 		case "latency":
 			time.Sleep(time.Second) // the last events reach the stream
@@ -114,14 +182,39 @@ func benchProbe(iterations int) error {
 			}
 		}
 	}
-	base, cat := secs["base"], secs["catalogue"]
-	fmt.Printf("\nworkload: %d x (open, close /proc/version) in one guest shell\n", iterations)
-	fmt.Printf("armed catalogue overhead: %.0f vs %.0f iterations/s: throughput ratio %.3f (1.0 = no overhead)\n",
-		float64(iterations)/cat, float64(iterations)/base, base/cat)
+	fmt.Printf("\narmed catalogue overhead (%d entries, %d probes), %d interleaved rounds with and without it in one guest:\n",
+		len(probe.Catalogue()), armed, rounds)
+	printOverhead("sys", fmt.Sprintf("%d x (open, close /proc/version) in one guest shell", iterations), "iterations/s", iterations, rounds, secs)
+	printOverhead("web", fmt.Sprintf("%d HTTP requests, busybox wget -> busybox httpd (a fork each) on the guest's loopback", requests), "requests/s", requests, rounds, secs)
 	st := storm.Stat
 	fmt.Printf("event storm (p:storm kmem_cache_alloc, no filter): %d hits in %.2f s: %.0f events/s delivered, %d dropped, %d missed (%.1f%% lost)\n",
 		st.Hits, secs["storm"], float64(st.Delivered)/secs["storm"], st.Dropped, st.Missed, 100*float64(st.Dropped)/float64(max(st.Hits, 1)))
 	return nil
+}
+
+// printOverhead prints one workload's throughput without and with the
+// catalogue, and the median over rounds of each round's ratio.
+func printOverhead(work, what, unit string, n, rounds int, secs map[string]float64) {
+	var base, armed, ratio []float64
+	for r := 1; r <= rounds; r++ {
+		b, a := secs[fmt.Sprintf("%s-base-%d", work, r)], secs[fmt.Sprintf("%s-cat-%d", work, r)]
+		base = append(base, float64(n)/b)
+		armed = append(armed, float64(n)/a)
+		ratio = append(ratio, b/a) // armed throughput / base throughput
+	}
+	fmt.Printf("  %s: %s\n", work, what)
+	fmt.Printf("    without: %s median %.1f (min %.1f, max %.1f)\n", unit, median(base), minOf(base), maxOf(base))
+	fmt.Printf("    with:    %s median %.1f (min %.1f, max %.1f)\n", unit, median(armed), minOf(armed), maxOf(armed))
+	fmt.Printf("    throughput ratio with/without: median %.3f (min %.3f, max %.3f; 1.0 = no overhead; per round: %s)\n",
+		median(ratio), minOf(ratio), maxOf(ratio), formatAll(ratio))
+}
+
+func formatAll(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.3f", x)
+	}
+	return strings.Join(s, " ")
 }
 
 // printLatency prints probe-hit to VMM-receipt latency (guest kvmclock
@@ -156,16 +249,37 @@ func pct(v []float64, p float64) float64 {
 	return s[min(max(i-1, 0), len(s)-1)]
 }
 
-// readPhases sends the guest's PHASE lines (start and end, guest seconds).
-func readPhases(r io.Reader, out chan<- [2]float64) {
+// phaseReport is one PHASE line: the phase, its start and end in guest
+// seconds, and the workload's exit status.
+type phaseReport struct {
+	name       string
+	start, end float64
+	status     int
+}
+
+// parsePhase reads a "PHASE name start end status" line.
+func parsePhase(line string) (phaseReport, bool) {
+	f := strings.Fields(line)
+	if len(f) != 5 || f[0] != "PHASE" {
+		return phaseReport{}, false
+	}
+	a, err1 := strconv.ParseFloat(f[2], 64)
+	b, err2 := strconv.ParseFloat(f[3], 64)
+	st, err3 := strconv.Atoi(f[4])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return phaseReport{}, false
+	}
+	return phaseReport{name: f[1], start: a, end: b, status: st}, true
+}
+
+// readPhases sends the guest's PHASE lines; it ends (closing out) with the
+// guest's output.
+func readPhases(r io.Reader, out chan<- phaseReport) {
 	defer close(out)
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		f := strings.Fields(strings.TrimSpace(sc.Text()))
-		if len(f) == 4 && f[0] == "PHASE" {
-			a, _ := strconv.ParseFloat(f[2], 64)
-			b, _ := strconv.ParseFloat(f[3], 64)
-			out <- [2]float64{a, b}
+		if p, ok := parsePhase(sc.Text()); ok {
+			out <- p
 		}
 	}
 }

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	stdnet "net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 // recvTimeout returns the next frame on b, or nil after d.
@@ -127,30 +131,118 @@ func TestSwitchDropsWhenFull(t *testing.T) {
 	}
 }
 
+// Four ports send at once, unicast to each other and broadcast, while
+// each port's reader takes frames as they come: every frame reaches the
+// port it was meant for exactly once and no other, nothing is dropped (no
+// port is sent more than PortQueueLen frames, so a slow reader cannot be
+// the reason), and the counters say exactly that. Run it under -race.
 func TestSwitchConcurrent(t *testing.T) {
-	sw := NewSwitch()
-	ports := []*Port{sw.Port(), sw.Port(), sw.Port(), sw.Port()}
-	done := make(chan bool)
-	for i, p := range ports {
-		go func() {
-			src := [6]byte{2, 0, 0, 0, 1, byte(i)}
-			buf := make([]byte, 2000)
-			for j := 0; j < 200; j++ {
-				dst := [6]byte{2, 0, 0, 0, 1, byte(j % 4)}
-				p.Send(frame(dst, src, "c"))
-				select {
-				case f := <-p.in:
-					copy(buf, f)
-				default:
-				}
-			}
-			done <- true
-		}()
+	const (
+		nports  = 4
+		unicast = 50 // frames from each port to each other port
+		bcasts  = 30 // broadcasts from each port
+	)
+	perPort := (nports-1)*unicast + (nports-1)*bcasts
+	if perPort > PortQueueLen {
+		t.Fatalf("%d frames per port would overflow its queue of %d", perPort, PortQueueLen)
 	}
-	for range ports {
-		<-done
+	mac := func(i int) [6]byte { return [6]byte{2, 0, 0, 0, 1, byte(i)} }
+	sw := NewSwitch()
+	ports := make([]*Port, nports)
+	for i := range ports {
+		ports[i] = sw.Port()
+	}
+	// Each port announces itself once, so every unicast below goes to a
+	// learned address; the floods are drained before the storm starts.
+	for i, p := range ports {
+		p.Send(frame(bcast, mac(i), "hello"))
 	}
 	for _, p := range ports {
+		for n := 0; n < nports-1; n++ {
+			if f := recvTimeout(t, p, 5*time.Second); f == nil || string(f[EthHeaderLen:]) != "hello" {
+				t.Fatalf("announcement %d: got %q", n, f)
+			}
+		}
+	}
+
+	// Readers: each collects its port's frames until it has perPort or
+	// its port is closed.
+	got := make([]map[string]int, nports)
+	var readers sync.WaitGroup
+	for i, p := range ports {
+		got[i] = map[string]int{}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, MaxFrameLen)
+			for n := 0; n < perPort; n++ {
+				m, err := p.Recv(buf)
+				if err != nil {
+					return
+				}
+				got[i][string(buf[EthHeaderLen:m])]++
+			}
+		}()
+	}
+	// Senders, all at once, interleaving unicast to each peer with
+	// broadcasts.
+	var senders sync.WaitGroup
+	for i, p := range ports {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			for j := 0; j < unicast; j++ {
+				for k := 1; k < nports; k++ {
+					to := (i + k) % nports
+					p.Send(frame(mac(to), mac(i), fmt.Sprintf("%d>%d#%d", i, to, j)))
+				}
+				if j < bcasts {
+					p.Send(frame(bcast, mac(i), fmt.Sprintf("%d>*#%d", i, j)))
+				}
+			}
+		}()
+	}
+	senders.Wait()
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		for _, p := range ports {
+			p.Close() // unblocks the readers: what they lack is reported below
+		}
+		<-done
+		t.Errorf("readers did not get %d frames each in 10 s", perPort)
+	}
+
+	for i, p := range ports {
+		want := map[string]int{}
+		for from := 0; from < nports; from++ {
+			if from == i {
+				continue
+			}
+			for j := 0; j < unicast; j++ {
+				want[fmt.Sprintf("%d>%d#%d", from, i, j)] = 1
+			}
+			for j := 0; j < bcasts; j++ {
+				want[fmt.Sprintf("%d>*#%d", from, j)] = 1
+			}
+		}
+		for k, n := range got[i] {
+			if want[k] != n {
+				t.Errorf("port %d got frame %q %d times, want %d", i, k, n, want[k])
+			}
+		}
+		for k := range want {
+			if got[i][k] == 0 {
+				t.Errorf("port %d never got frame %q", i, k)
+			}
+		}
+		st := p.Stats()
+		wantSt := PortStats{Sent: uint64(1 + (nports-1)*unicast + bcasts), Received: uint64(nports - 1 + perPort)}
+		if st != wantSt {
+			t.Errorf("port %d stats %+v, want %+v", i, st, wantSt)
+		}
 		p.Close()
 	}
 }
@@ -321,14 +413,14 @@ func TestDeviceOnSwitch(t *testing.T) {
 
 func TestTAP(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a tap interface")
+		testenv.Missing(t, testenv.Root, "needs root to create a tap interface")
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no /dev/net/tun: %v", err)
+		testenv.Missing(t, testenv.TUN, "no /dev/net/tun: %v", err)
 	}
 	tap, err := OpenTAP("tvtest0")
 	if err != nil {
-		t.Skipf("cannot create tap (sandboxed?): %v", err)
+		testenv.Missing(t, testenv.TUN, "cannot create tap (sandboxed?): %v", err)
 	}
 	if tap.Name() != "tvtest0" {
 		t.Errorf("Name = %q", tap.Name())

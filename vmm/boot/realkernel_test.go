@@ -5,19 +5,29 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
-// guestKernelDir is where the project's guest kernel build puts its output.
-var guestKernelDir = filepath.Join("..", "..", "build", "guest-kernel")
+// guestKernelDir is where the project's guest kernel build puts its
+// output: guest-kernel/ in $TRACEVISOR_BUILD (the Makefile exports it, as
+// tests/ reads it), else in the tree's build/.
+func guestKernelDir() string {
+	build := os.Getenv("TRACEVISOR_BUILD")
+	if build == "" {
+		build = filepath.Join("..", "..", "build")
+	}
+	return filepath.Join(build, "guest-kernel")
+}
 
 // readGuestKernel returns the named file of the guest kernel build, skipping
 // the test when it has not been built.
 func readGuestKernel(t *testing.T, name string) []byte {
 	t.Helper()
-	path := filepath.Join(guestKernelDir, name)
+	path := filepath.Join(guestKernelDir(), name)
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		t.Skipf("%s not built (the guest kernel build writes it)", path)
+		testenv.Missing(t, testenv.Build, "%s not built (make guest-kernel writes it)", path)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -74,5 +84,16 @@ func TestRealBzImage(t *testing.T) {
 	}
 	if got := read(t, mem, ZeroPageAddr+headerMagicOffset, 4); string(got) != headerMagic {
 		t.Errorf("boot_params header magic %q", got)
+	}
+}
+
+func TestGuestKernelDirHonoursTracevisorBuild(t *testing.T) {
+	t.Setenv("TRACEVISOR_BUILD", "/elsewhere/build")
+	if got, want := guestKernelDir(), filepath.Join("/elsewhere/build", "guest-kernel"); got != want {
+		t.Errorf("with TRACEVISOR_BUILD set: %s, want %s", got, want)
+	}
+	t.Setenv("TRACEVISOR_BUILD", "")
+	if got, want := guestKernelDir(), filepath.Join("..", "..", "build", "guest-kernel"); got != want {
+		t.Errorf("without TRACEVISOR_BUILD: %s, want %s", got, want)
 	}
 }
