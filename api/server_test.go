@@ -93,8 +93,9 @@ func TestEventStream(t *testing.T) {
 	got := make(chan probe.Event, 1)
 	go c.Events(func(e probe.Event, _ []byte) bool { got <- e; return false })
 	// The stream subscribes when the server reads the request: emit until
-	// an event comes through.
-	for {
+	// an event comes through, for at most 10 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
 		g.Emit(wire.Event{Probe: 1, Class: wire.ClassExit, PID: 7, Comm: "httpd", Value: 9, Args: make([]uint64, wire.MaxArgs)})
 		select {
 		case e := <-got:
@@ -105,6 +106,7 @@ func TestEventStream(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	t.Fatal("no event came through the stream in 10 s")
 }
 
 func TestListenRefusesALiveSocket(t *testing.T) {

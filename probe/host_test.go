@@ -110,7 +110,12 @@ func TestEventsAreDecodedNamedAndMapped(t *testing.T) {
 	}
 	g.Emit(wire.Event{Probe: id, Class: wire.ClassSignal, CPU: 1, GuestNS: 7, PID: 42, TID: 43,
 		Comm: "sleep", Args: []uint64{15, 0xffff888000001000, 0, 0, 0, 0}, Sig: 15, OtherPID: 40, OtherComm: "sh", Dropped: 2})
-	e := <-sub.C
+	var e Event
+	select {
+	case e = <-sub.C:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event on the subscription in 10 s")
+	}
 	if e.Probe != "kill" || e.Class != "signal" || e.Comm != "sleep" || e.PID != 42 || e.CPU != 1 {
 		t.Fatalf("event %+v", e)
 	}

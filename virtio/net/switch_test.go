@@ -268,7 +268,12 @@ func TestSwitchesOverUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := <-accepted
+	var s *Stream
+	select {
+	case s = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept did not return in 10 s")
+	}
 
 	sw1, sw2 := NewSwitch(), NewSwitch()
 	up1, up2 := sw1.Attach(d), sw2.Attach(s)
@@ -311,8 +316,16 @@ func TestStreamFraming(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c := <-raw
+	var c stdnet.Conn
+	select {
+	case c = <-raw:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial did not return in 10 s")
+	}
 	defer c.Close()
+	// Recv blocks: closing the stream after a deadline ends a hung test.
+	watchdog := time.AfterFunc(30*time.Second, func() { s.Close() })
+	defer watchdog.Stop()
 
 	// A frame split across several writes (so several reads).
 	f := frame(bcast, macA, "split across reads")

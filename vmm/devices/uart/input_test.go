@@ -3,9 +3,11 @@ package uart
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInputIsBounded(t *testing.T) {
@@ -75,7 +77,11 @@ func (g *guest) receive(n int) []byte {
 			got = append(got, g.h.inb(UART_RX))
 			continue
 		}
-		<-g.wake
+		select {
+		case <-g.wake:
+		case <-time.After(10 * time.Second):
+			panic(fmt.Sprintf("uart test: no receive interrupt in 10 s after %d of %d bytes", len(got), n))
+		}
 	}
 	return got
 }
