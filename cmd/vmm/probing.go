@@ -155,7 +155,7 @@ func (p *probing) finish(guestRan bool) error {
 		}
 	}
 	if st.InboxDrops > 0 || st.GuestDrops > 0 {
-		fmt.Fprintf(p.log, "vmm: probe events lost: %d in the guest (no buffer), %d on the host\n", st.GuestDrops, st.InboxDrops)
+		fmt.Fprintf(p.log, "vmm: probe events lost: %d in the guest (no free buffer, or a hit inside the driver's own send path), %d on the host\n", st.GuestDrops, st.InboxDrops)
 	}
 	if err != nil {
 		return fmt.Errorf("--events: %w", err)

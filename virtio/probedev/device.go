@@ -234,18 +234,14 @@ func (d *Device) collect() {
 	}
 }
 
-// read copies one listener message out of guest memory into a buffer of
-// its length, which is checked against wire.BufSize first.
+// read copies one listener message out of guest memory; a chain longer
+// than wire.BufSize is refused before anything is allocated.
 func (d *Device) read(c *queue.Chain) ([]byte, error) {
-	n := c.ReadableLen()
-	if n > wire.BufSize {
-		return nil, fmt.Errorf("%w: listener message of %d bytes, at most %d", ErrMessageTooLong, n, wire.BufSize)
+	msg, err := c.ReadAllMax(d.mem, wire.BufSize)
+	if errors.Is(err, queue.ErrReadableTooLong) {
+		return nil, fmt.Errorf("%w: %w", ErrMessageTooLong, err)
 	}
-	msg := make([]byte, n)
-	if _, err := c.ReadAt(d.mem, msg, 0); err != nil {
-		return nil, err
-	}
-	return msg, nil
+	return msg, err
 }
 
 // fail puts the device in DEVICE_NEEDS_RESET after bad guest input.
