@@ -37,7 +37,7 @@ func listenFlaky(t *testing.T, fails int32, err error) (*Server, string) {
 	}
 	fl := &flakyListener{Listener: ln, err: err}
 	fl.fails.Store(fails)
-	s := serveOn(fl, probetest.New(t).Host, nil)
+	s := serveOn(fl, probetest.New(t).Host, nil, nil)
 	t.Cleanup(s.Close)
 	return s, sock
 }

@@ -81,3 +81,26 @@ func (c *Client) Events(fn func(e probe.Event, raw []byte) bool) error {
 	}
 	return c.in.Err()
 }
+
+// Fence fences the vmm at path and returns once every vCPU of its guest is
+// out of KVM_RUN for good (Response.Machine says when and where).
+func Fence(path, reason string) (Response, error) {
+	return Call(path, Request{Op: OpFence, Reason: reason})
+}
+
+// Status returns the state of the vmm's machine at path: running or
+// fenced, and the fence.
+func Status(path string) (Response, error) {
+	return Call(path, Request{Op: OpStatus})
+}
+
+// Stop ends the vmm at path; it answers with the machine's last status
+// before it stops.
+func Stop(path, reason string) (Response, error) {
+	return Call(path, Request{Op: OpStop, Reason: reason})
+}
+
+// FenceOn arms a fence rule (FenceRuleSyntax) in the vmm at path.
+func FenceOn(path, rule string) (Response, error) {
+	return Call(path, Request{Op: OpFenceOn, Rule: rule})
+}

@@ -55,7 +55,12 @@ func (s *Server) serve(c net.Conn) {
 			s.stream(c, in)
 			return
 		}
-		if writeResponse(c, s.call(req)) != nil || err != nil {
+		r := s.call(req)
+		werr := writeResponse(c, r)
+		if req.Op == OpStop && r.Error == "" {
+			s.stopAfter(req)
+		}
+		if werr != nil || err != nil {
 			return
 		}
 	}

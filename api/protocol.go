@@ -9,13 +9,23 @@
 // into a stream of probe events, one JSON object a line, until either side
 // closes it.
 //
+// The machine methods act on the VM itself: "fence" stops every vCPU for
+// good (the guest keeps its memory; the vmm keeps running and serving) and
+// answers once none is in KVM_RUN; "status" says running or fenced, when,
+// why and where each vCPU stood; "stop" ends the vmm (with the fenced exit
+// code once fenced); "fence_on" arms a fence rule (FenceRuleSyntax): the
+// vmm fences itself on a probe event the rule matches.
+//
 // Limits: a request line longer than MaxRequestLine is answered with an
 // error Response (saying so, with the limit) and the connection carries on;
 // beyond MaxConns connections at once, a new one gets an error Response and
 // is closed.
 package api
 
-import "github.com/tracevisor/tracevisor/probe"
+import (
+	"github.com/tracevisor/tracevisor/probe"
+	"github.com/tracevisor/tracevisor/vmm"
+)
 
 // Operations a Request may ask for.
 const (
@@ -24,6 +34,11 @@ const (
 	OpList   = "list"   // Response.Probes and Response.Host
 	OpInject = "inject" // Inject: cause a fault in the guest
 	OpEvents = "events" // stream events
+
+	OpFence   = "fence"    // Reason: fence the machine; Response.Machine, WaitedNS
+	OpStatus  = "status"   // Response.Machine, FenceRules, FenceEvent
+	OpStop    = "stop"     // Reason: end the vmm, after the answer
+	OpFenceOn = "fence_on" // Rule: arm a fence rule; Response.FenceRules
 )
 
 // Request is one call.
@@ -32,6 +47,8 @@ type Request struct {
 	Spec   string     `json:"spec,omitempty"`
 	ID     uint32     `json:"id,omitempty"`
 	Inject *Injection `json:"inject,omitempty"`
+	Reason string     `json:"reason,omitempty"` // fence, stop: why, for the record
+	Rule   string     `json:"rule,omitempty"`   // fence_on
 }
 
 // InjectKinds names the faults an Injection can ask for.
@@ -52,4 +69,11 @@ type Response struct {
 	IDs    []uint32         `json:"ids,omitempty"`
 	Probes []probe.Status   `json:"probes,omitempty"`
 	Host   *probe.HostStats `json:"host,omitempty"`
+
+	Machine    *vmm.Status  `json:"machine,omitempty"`
+	FenceRules []string     `json:"fence_rules,omitempty"`
+	FenceEvent *probe.Event `json:"fence_event,omitempty"` // the event a fence rule fenced on
+	// WaitedNS is how long a fence request waited for every vCPU to be
+	// out of KVM_RUN (Machine.FenceTookNS times the fence itself).
+	WaitedNS int64 `json:"waited_ns,omitempty"`
 }

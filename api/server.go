@@ -42,6 +42,7 @@ const maxSocketPath = 107
 // Server serves the API for one probe host.
 type Server struct {
 	h   *probe.Host
+	ctl *Control // nil: no machine methods
 	ln  net.Listener
 	log *ratelog.Logger
 
@@ -99,10 +100,11 @@ func checkPath(path string) error {
 }
 
 // Listen creates the socket at path (replacing a stale one nobody listens
-// on, never another kind of file) and serves h on it until Close. log
-// receives, rate-limited, what the server survives (failed accepts,
-// refused connections); nil discards it.
-func Listen(path string, h *probe.Host, log io.Writer) (*Server, error) {
+// on, never another kind of file) and serves h and, when ctl is not nil,
+// the machine methods on it until Close. log receives, rate-limited, what
+// the server survives (failed accepts, refused connections); nil discards
+// it.
+func Listen(path string, h *probe.Host, ctl *Control, log io.Writer) (*Server, error) {
 	if err := CheckPath(path); err != nil {
 		return nil, err
 	}
@@ -113,13 +115,13 @@ func Listen(path string, h *probe.Host, log io.Writer) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	return serveOn(ln, h, log), nil
+	return serveOn(ln, h, ctl, log), nil
 }
 
-// serveOn serves h on ln until Close.
-func serveOn(ln net.Listener, h *probe.Host, log io.Writer) *Server {
+// serveOn serves h and ctl on ln until Close.
+func serveOn(ln net.Listener, h *probe.Host, ctl *Control, log io.Writer) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{h: h, ln: ln, log: ratelog.Default(log), ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	s := &Server{h: h, ctl: ctl, ln: ln, log: ratelog.Default(log), ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.accept()
 	return s
@@ -233,8 +235,10 @@ func (s *Server) call(req Request) Response {
 		r.Host = &st
 	case OpInject:
 		err = s.inject(ctx, req.Inject)
+	case OpFence, OpStatus, OpStop, OpFenceOn:
+		r, err = s.machineCall(req)
 	default:
-		err = fmt.Errorf("unknown op %q: want attach, detach, list, inject or events", req.Op)
+		err = fmt.Errorf("unknown op %q: want attach, detach, list, inject, events, fence, status, stop or fence_on", req.Op)
 	}
 	if err != nil {
 		r = Response{Error: err.Error(), IDs: r.IDs}

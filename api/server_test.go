@@ -17,7 +17,7 @@ func serve(t *testing.T) (*probetest.Guest, string) {
 	t.Helper()
 	g := probetest.New(t)
 	sock := filepath.Join(t.TempDir(), "api.sock")
-	s, err := Listen(sock, g.Host, nil)
+	s, err := Listen(sock, g.Host, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestEventStream(t *testing.T) {
 
 func TestListenRefusesALiveSocket(t *testing.T) {
 	_, sock := serve(t)
-	if _, err := Listen(sock, probetest.New(t).Host, nil); err == nil || !strings.Contains(err.Error(), "another vmm") {
+	if _, err := Listen(sock, probetest.New(t).Host, nil, nil); err == nil || !strings.Contains(err.Error(), "another vmm") {
 		t.Fatalf("want a refusal, got %v", err)
 	}
 }
@@ -121,7 +121,7 @@ func TestListenLeavesOtherFilesAlone(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen(path, probetest.New(t).Host, nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := Listen(path, probetest.New(t).Host, nil, nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("Listen on a regular file: %v, want a refusal", err)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -141,7 +141,7 @@ func TestCheckPathRefusesOverlongSocketPaths(t *testing.T) {
 
 func TestListenReplacesAStaleSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "api.sock")
-	s, err := Listen(sock, probetest.New(t).Host, nil)
+	s, err := Listen(sock, probetest.New(t).Host, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestListenReplacesAStaleSocket(t *testing.T) {
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
-	s2, err := Listen(sock, probetest.New(t).Host, nil)
+	s2, err := Listen(sock, probetest.New(t).Host, nil, nil)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}

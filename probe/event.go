@@ -205,8 +205,22 @@ func (s *Subscription) Cancel() {
 // Dropped counts events this subscriber was too slow to take.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
-// publish hands e to every subscriber; h.mu is held.
+// SetEventHook makes fn see every event decoded from now on, first and
+// losslessly, on the Host's decoding goroutine (never a vCPU's), before
+// any subscriber: the VMM's fence rules act there before any other
+// process is involved. fn runs with the Host's lock held: it must return
+// quickly and must not call the Host. nil removes it.
+func (h *Host) SetEventHook(fn func(Event)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hook = fn
+}
+
+// publish hands e to the hook and every subscriber; h.mu is held.
 func (h *Host) publish(e Event) {
+	if h.hook != nil {
+		h.hook(e)
+	}
 	for s := range h.subs {
 		select {
 		case s.c <- e:

@@ -54,6 +54,7 @@ type Host struct {
 	hello  *wire.Hello
 	ready  chan struct{} // closed at the driver's hello
 	subs   map[*Subscription]struct{}
+	hook   func(Event) // see SetEventHook
 	closed bool
 	counts HostStats
 }

@@ -21,6 +21,9 @@ const (
 	EndInternalError
 	// EndStopped: the host asked the VM to stop.
 	EndStopped
+	// EndFenced: the VM was fenced (its vCPUs stopped for good, see
+	// Machine.Fence), then stopped from the host.
+	EndFenced
 )
 
 // Exit codes of `vmm run` per ending (sysexits-style, above the range a
@@ -34,6 +37,7 @@ const (
 	ExitEmulationFailure = 83
 	ExitInternalError    = 84
 	ExitStopped          = 85
+	ExitFenced           = 86
 )
 
 // Ending is how a run ended.
@@ -65,6 +69,8 @@ func (e Ending) ExitCode() int {
 		return ExitEmulationFailure
 	case EndStopped:
 		return ExitStopped
+	case EndFenced:
+		return ExitFenced
 	}
 	return ExitInternalError
 }

@@ -4,7 +4,8 @@
 // i8042 reset, CMOS clock, POST port) and tracevisor's debug device.
 //
 // A Machine runs one guest once: New builds it, Run starts the vCPUs and
-// returns how the guest ended (Ending).
+// returns how the guest ended (Ending). Fence (fence.go) stops its vCPUs
+// for good while the process, guest RAM and the control API live on.
 package vmm
 
 import (
@@ -90,6 +91,7 @@ type Machine struct {
 	started time.Time
 	events  eventLog
 	samples *sampler
+	fence   fence // see fence.go
 
 	endOnce sync.Once
 	ending  Ending
@@ -225,6 +227,7 @@ func (m *Machine) Memory() *guestmem.Memory { return m.mem }
 // guest ends, then returns how. It may be called once.
 func (m *Machine) Run() Ending {
 	m.started = time.Now()
+	m.runStarted()
 	var wg sync.WaitGroup
 	ready := make(chan error, len(m.vcpus))
 	for _, v := range m.vcpus {
@@ -255,13 +258,26 @@ func (m *Machine) Run() Ending {
 	return m.ending
 }
 
-// Stop asks a running guest to end with EndStopped; Run then returns.
+// Stop asks a running guest to end with EndStopped (EndFenced once the
+// machine is fenced); Run then returns.
 func (m *Machine) Stop(reason string) {
 	m.end(Ending{Kind: EndStopped, Reason: reason})
 }
 
-// end records the first ending and releases Run.
+// end records the first ending and releases Run. Once the machine is
+// fenced only a Stop ends it, as EndFenced: what its vCPUs were doing as
+// the fence came (a poweroff, a fault) is moot.
 func (m *Machine) end(e Ending) {
+	f := &m.fence
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.on.Load() {
+		if e.Kind != EndStopped {
+			return
+		}
+		e = Ending{Kind: EndFenced, Reason: fmt.Sprintf("fenced at %s (%s); %s",
+			f.at.Format(time.RFC3339Nano), f.reason, e.Reason)}
+	}
 	m.endOnce.Do(func() {
 		m.ending = e
 		close(m.done)

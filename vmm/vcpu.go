@@ -24,6 +24,7 @@ type vcpu struct {
 	kvm     *kvm.VCPU
 	tid     atomic.Int32
 	stopped atomic.Int32
+	runs    atomic.Uint64 // KVM_RUN calls
 }
 
 // kick makes the vCPU's KVM_RUN return EINTR soon: immediate_exit covers
@@ -39,11 +40,14 @@ func (v *vcpu) kick() {
 // thread and ignores it outside its own preemption requests.
 const kickSignal = unix.SIGURG
 
-// loop runs the vCPU until the machine ends. It reports setup success or
-// failure on ready first.
+// loop runs the vCPU until the machine ends or is fenced. It reports
+// setup success or failure on ready first. The fence flag is checked
+// before every KVM_RUN: a fence's kick makes the KVM_RUN in progress
+// return, and the vCPU leaves with its registers captured (park).
 func (v *vcpu) loop(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer v.left()
 	v.tid.Store(int32(unix.Gettid()))
 	if err := v.setup(); err != nil {
 		ready <- err
@@ -52,6 +56,11 @@ func (v *vcpu) loop(ready chan<- error) {
 	ready <- nil
 	run := v.kvm.RunData()
 	for !v.m.ended() {
+		if v.m.fence.on.Load() {
+			v.park()
+			return
+		}
+		v.runs.Add(1)
 		err := v.kvm.Run()
 		if errors.Is(err, kvm.ErrInterrupted) {
 			run.SetImmediateExit(false)

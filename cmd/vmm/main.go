@@ -3,6 +3,7 @@
 //	vmm run [flags] [-- CMD ARGS...]   boot a guest; run CMD in it or open a shell
 //	vmm probe COMMAND --api SOCKET     attach, detach, list probes in a running guest
 //	vmm inject KIND --api SOCKET       cause a fault in a running guest
+//	vmm fence --api SOCKET             stop a running guest's vCPUs for good
 //	vmm doctor                         show what KVM offers and which host profile applies
 //
 // Run `vmm help` or `vmm COMMAND --help` for details.
@@ -24,6 +25,8 @@ Usage:
                                        running guest; stream its events
   vmm inject KIND --api SOCKET         cause a fault in a running guest
                                        (signal, oom, panic, hang, stall)
+  vmm fence --api SOCKET               fence a running guest: stop its vCPUs for
+                                       good, keep its memory and registers
   vmm doctor                           print what /dev/kvm offers and which host
                                        profile (hardware or emulated) applies
   vmm help                             this text
@@ -56,6 +59,8 @@ func dispatch(args []string) int {
 		return probeCmd(args[1:])
 	case "inject":
 		return injectCmd(args[1:])
+	case "fence":
+		return fenceCmd(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

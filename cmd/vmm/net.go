@@ -29,9 +29,12 @@ func switchDir() string {
 //	             names it: the first listens on a unix socket and runs the
 //	             switch, later ones connect to it
 //
-// The returned function closes the devices and backends.
-func openNICs(specs []string) ([]vmm.VirtioDevice, func(), error) {
+// Each backend is behind a fenceGate (attach it to the machine): a fenced
+// guest sends and receives nothing. The returned function closes the
+// devices and backends.
+func openNICs(specs []string) ([]vmm.VirtioDevice, []*fenceGate, func(), error) {
 	var devs []vmm.VirtioDevice
+	var gates []*fenceGate
 	var closers []io.Closer
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -49,17 +52,17 @@ func openNICs(specs []string) ([]vmm.VirtioDevice, func(), error) {
 				m, err := parseMAC(v)
 				if err != nil {
 					closeAll()
-					return nil, nil, fmt.Errorf("--net %s: %w", spec, err)
+					return nil, nil, nil, fmt.Errorf("--net %s: %w", spec, err)
 				}
 				mac = m
 			default:
 				closeAll()
-				return nil, nil, fmt.Errorf("--net %s: unknown option %q (want mac=XX:XX:XX:XX:XX:XX)", spec, o)
+				return nil, nil, nil, fmt.Errorf("--net %s: unknown option %q (want mac=XX:XX:XX:XX:XX:XX)", spec, o)
 			}
 		}
 		if name == "" || strings.ContainsAny(name, "/ ") {
 			closeAll()
-			return nil, nil, fmt.Errorf("--net %q: want tap:NAME or switch:NAME", spec)
+			return nil, nil, nil, fmt.Errorf("--net %q: want tap:NAME or switch:NAME", spec)
 		}
 		var be vnet.Backend
 		var err error
@@ -73,13 +76,15 @@ func openNICs(specs []string) ([]vmm.VirtioDevice, func(), error) {
 		}
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("--net %s: %w", spec, err)
+			return nil, nil, nil, fmt.Errorf("--net %s: %w", spec, err)
 		}
-		dev := vnet.New(mac, be)
+		gate := newFenceGate(be)
+		dev := vnet.New(mac, gate)
 		closers = append(closers, dev) // closes be too
+		gates = append(gates, gate)
 		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("net%d", i), Device: dev})
 	}
-	return devs, closeAll, nil
+	return devs, gates, closeAll, nil
 }
 
 // joinSwitch returns a backend on the switch called name: a connection to

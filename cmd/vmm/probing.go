@@ -69,16 +69,26 @@ func (p *probing) device() vmm.VirtioDevice {
 	return vmm.VirtioDevice{Name: "probe", Device: p.dev, NotifyOnVCPU: true}
 }
 
-// start connects the host side to the built machine, queues the boot
-// probes (the guest driver arms them before user space starts), and opens
-// the events file and the API socket.
-func (p *probing) start(m *vmm.Machine, apiPath string) error {
-	return p.startHost(m.GuestClock(), apiPath)
+// start connects the host side to the built machine, arms the fence
+// rules, queues the boot probes (the guest driver arms them before user
+// space starts), and opens the events file and the API socket.
+func (p *probing) start(m *vmm.Machine, apiPath string, fenceOn []api.FenceRule) error {
+	return p.startHost(m.GuestClock(), api.NewControl(m), apiPath, fenceOn)
 }
 
-// startHost is start's work, on the machine's guest clock.
-func (p *probing) startHost(clock probe.Clock, apiPath string) error {
+// startHost is start's work, on the machine's guest clock, with the
+// machine's control (nil: no machine methods, no fence rules).
+func (p *probing) startHost(clock probe.Clock, ctl *api.Control, apiPath string, fenceOn []api.FenceRule) error {
 	p.host = probe.NewHost(p.dev, clock, p.log)
+	if ctl != nil {
+		for _, r := range fenceOn {
+			if err := ctl.Arm(r); err != nil {
+				return fmt.Errorf("--fence-on: %w", err)
+			}
+		}
+		// The rules see each event first, on the host's decoding goroutine.
+		p.host.SetEventHook(ctl.Observe)
+	}
 	if p.events != nil {
 		p.sub = p.host.Subscribe(1 << 16)
 		p.done = make(chan error, 1)
@@ -90,7 +100,7 @@ func (p *probing) startHost(clock probe.Clock, apiPath string) error {
 		}
 	}
 	if apiPath != "" {
-		s, err := api.Listen(apiPath, p.host, p.log)
+		s, err := api.Listen(apiPath, p.host, ctl, p.log)
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,9 @@ Exit codes when the guest ends on its own (no command status to report):
   81  triple fault             82  guest kernel panic
   83  instruction the host cannot execute
   84  KVM or VMM internal error
-  85  stopped from the host (Ctrl-A x, signal)
+  85  stopped from the host (Ctrl-A x, signal, API stop)
+  86  fenced (vCPUs stopped for good by 'vmm fence' or a --fence-on
+      rule), then stopped from the host
 vmm's own errors: 1 (setup failed), 2 (bad command line).
 `
 
@@ -55,6 +57,7 @@ type runFlags struct {
 	console                            string
 	probes                             []string
 	events, api                        string
+	fenceOn                            []string
 }
 
 func runCmd(args []string) int {
@@ -71,7 +74,8 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.console, "console", "serial", "guest console: serial (COM1, ttyS0) or virtio (virtio console, hvc0)")
 	fs.StringArrayVar(&f.probes, "probe", nil, "arm a probe before user space starts: catalogue:NAME[:comm=SERVICE] or 'p:NAME SYMBOL[+OFF] [ARG=%REG ...] [FILTER ...]' (repeatable; see 'vmm probe --help')")
 	fs.StringVar(&f.events, "events", "", "write every probe event to this file, one JSON object a line")
-	fs.StringVar(&f.api, "api", "", "serve the control API on this unix socket ('vmm probe', 'vmm inject')")
+	fs.StringVar(&f.api, "api", "", "serve the control API on this unix socket ('vmm probe', 'vmm inject', 'vmm fence')")
+	fs.StringArrayVar(&f.fenceOn, "fence-on", nil, "fence the guest (stop its vCPUs for good) as soon as a probe event matches RULE: class=oom|panic|oops, class=signal,comm=httpd,sig=KILL|TERM|SEGV, class=exit,comm=httpd (repeatable; the events come from the probes armed, e.g. --probe catalogue:signal)")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
@@ -144,7 +148,7 @@ func run(f runFlags, command []string) (int, error) {
 		return 0, err
 	}
 	defer closeDisks()
-	nics, closeNICs, err := openNICs(f.nics)
+	nics, gates, closeNICs, err := openNICs(f.nics)
 	if err != nil {
 		return 0, err
 	}
@@ -210,7 +214,10 @@ func run(f runFlags, command []string) (int, error) {
 	if r, ok := cfg.ConsoleIn.(*escapeReader); ok {
 		r.machine.Store(m)
 	}
-	if err := probes.start(m, f.api); err != nil {
+	for _, g := range gates {
+		g.attach(m)
+	}
+	if err := probes.start(m, f.api, plan.fenceOn); err != nil {
 		return 0, err
 	}
 	stopOnSignals(m)
@@ -226,6 +233,11 @@ func run(f runFlags, command []string) (int, error) {
 	code := ending.ExitCode()
 	if ending.Kind != vmm.EndPoweroff || f.verbose {
 		fmt.Fprintf(os.Stderr, "vmm: %s\n", ending)
+	}
+	for i, g := range gates {
+		if tx, rx := g.dropped(); tx+rx > 0 {
+			fmt.Fprintf(os.Stderr, "vmm: net%d: fenced: %d frames from the guest and %d to it dropped\n", i, tx, rx)
+		}
 	}
 	if f.report != "" {
 		rep := runReport{

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/vmm"
 )
@@ -12,6 +13,7 @@ type runPlan struct {
 	mem     uint64 // guest RAM, bytes
 	profile vmm.Profile
 	probes  []probe.Spec
+	fenceOn []api.FenceRule
 }
 
 // checkRun checks every run flag that can be checked without opening a
@@ -36,8 +38,27 @@ func checkRun(f runFlags, meminfo func() ([]byte, error)) (runPlan, error) {
 	if p.probes, err = parseProbes(f.probes); err != nil {
 		return p, err
 	}
+	if p.fenceOn, err = parseFenceRules(f.fenceOn); err != nil {
+		return p, err
+	}
 	if err := checkOutputs(f.outputs(), f.inputs()); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// parseFenceRules checks the --fence-on rules.
+func parseFenceRules(flags []string) ([]api.FenceRule, error) {
+	if len(flags) > api.MaxFenceRules {
+		return nil, fmt.Errorf("--fence-on: %d rules; a vmm arms at most %d", len(flags), api.MaxFenceRules)
+	}
+	var rules []api.FenceRule
+	for _, s := range flags {
+		r, err := api.ParseFenceRule(s)
+		if err != nil {
+			return nil, fmt.Errorf("--fence-on: %w", err)
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
 }

@@ -135,7 +135,7 @@ func TestNeverStartedLineOnlyWhenTheGuestRan(t *testing.T) {
 		}
 		var log bytes.Buffer
 		p.log = &log
-		if err := p.startHost(nil, ""); err != nil {
+		if err := p.startHost(nil, nil, "", nil); err != nil {
 			t.Fatal(err)
 		}
 		if tc.hello {

@@ -1,0 +1,147 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tracevisor/tracevisor/probe"
+	"github.com/tracevisor/tracevisor/vmm"
+)
+
+// Machine is the VM the API's machine methods (fence, status, stop,
+// fence_on) act on: a *vmm.Machine, or a fake in tests.
+type Machine interface {
+	// Fence stops every vCPU for good and returns once none is in
+	// KVM_RUN; it is idempotent.
+	Fence(reason string) (vmm.Status, error)
+	// BeginFence fences without waiting; it reports whether this call
+	// began the fence.
+	BeginFence(reason string) bool
+	Status() vmm.Status
+	// Stop ends the run (and the vmm process).
+	Stop(reason string)
+}
+
+// Control is the machine side of a vmm's API: the Machine and the fence
+// rules armed on it. Its Observe is the probe host's event hook
+// (probe.Host.SetEventHook): an event a rule matches fences the machine
+// there, on the host's decoding goroutine, before any other process sees
+// the event and without waiting for the vCPUs (one of them may be the one
+// delivering events).
+type Control struct {
+	m Machine
+
+	mu    sync.Mutex
+	rules []FenceRule
+	event *probe.Event // the event that fenced the machine, if a rule did
+}
+
+// NewControl returns the control of m, with no fence rule armed.
+func NewControl(m Machine) *Control { return &Control{m: m} }
+
+// Arm adds a fence rule; at most MaxFenceRules are armed at once.
+func (c *Control) Arm(r FenceRule) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.rules) >= MaxFenceRules {
+		return fmt.Errorf("fence rule %s: %d rules armed already, the most a vmm holds", r, MaxFenceRules)
+	}
+	c.rules = append(c.rules, r)
+	return nil
+}
+
+// Rules returns the armed rules in FenceRuleSyntax.
+func (c *Control) Rules() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var s []string
+	for _, r := range c.rules {
+		s = append(s, r.String())
+	}
+	return s
+}
+
+// Event returns the event that made a rule fence the machine.
+func (c *Control) Event() (probe.Event, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.event == nil {
+		return probe.Event{}, false
+	}
+	return *c.event, true
+}
+
+// Observe fences the machine if a rule matches e, with the rule and the
+// event (as JSON) as the reason. It never blocks on the machine.
+func (c *Control) Observe(e probe.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.event != nil {
+		return
+	}
+	for _, r := range c.rules {
+		if !r.Match(e) {
+			continue
+		}
+		b, _ := json.Marshal(e)
+		if c.m.BeginFence(fmt.Sprintf("fence rule %s matched event %s", r, b)) {
+			c.event = &e
+		}
+		return
+	}
+}
+
+// status is the status request's answer.
+func (c *Control) status() Response {
+	st := c.m.Status()
+	r := Response{Machine: &st, FenceRules: c.Rules()}
+	if e, ok := c.Event(); ok {
+		r.FenceEvent = &e
+	}
+	return r
+}
+
+// machineCall answers the machine methods. A stop is only checked here:
+// serve stops the machine once the answer is written.
+func (s *Server) machineCall(req Request) (Response, error) {
+	if s.ctl == nil {
+		return Response{}, fmt.Errorf("%s: this vmm serves no machine methods", req.Op)
+	}
+	c := s.ctl
+	switch req.Op {
+	case OpFence:
+		reason := req.Reason
+		if reason == "" {
+			reason = "fenced through the API"
+		}
+		start := time.Now()
+		st, err := c.m.Fence(reason)
+		if err != nil {
+			return Response{}, err
+		}
+		r := c.status()
+		r.Machine, r.WaitedNS = &st, int64(time.Since(start))
+		return r, nil
+	case OpFenceOn:
+		rule, err := ParseFenceRule(req.Rule)
+		if err != nil {
+			return Response{}, err
+		}
+		if err := c.Arm(rule); err != nil {
+			return Response{}, err
+		}
+		return c.status(), nil
+	}
+	return c.status(), nil // status, stop
+}
+
+// stopAfter ends the machine after a stop request was answered.
+func (s *Server) stopAfter(req Request) {
+	reason := req.Reason
+	if reason == "" {
+		reason = "stopped through the API"
+	}
+	s.ctl.m.Stop(reason)
+}
