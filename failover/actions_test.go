@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 // recorder is a fake Actions that records every call in order, moves a
@@ -111,7 +112,7 @@ func (r *recorder) recovered(t *testing.T, want ...string) {
 	t.Helper()
 	sort.Strings(want)
 	var got []string
-	waitFor(t, fmt.Sprint("recover calls ", want), func() bool {
+	testenv.WaitFor(t, 5*time.Second, fmt.Sprint("recover calls ", want), func() bool {
 		r.mu.Lock()
 		got = append([]string(nil), r.recovers...)
 		r.mu.Unlock()
@@ -129,19 +130,7 @@ func (r *recorder) holder() string {
 	return r.address
 }
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func waitState(t *testing.T, m *failover.Manager, node string, want failover.State) {
 	t.Helper()
-	waitFor(t, node+" "+want.String(), func() bool { s, _ := m.State(node); return s == want })
+	testenv.WaitFor(t, 5*time.Second, node+" "+want.String(), func() bool { s, _ := m.State(node); return s == want })
 }

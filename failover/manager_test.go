@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 type cluster struct {
@@ -291,7 +292,7 @@ func TestRecoveryFails(t *testing.T) {
 	c.act.failRec["a"] = errors.New("boot failed")
 	c.m.Handle(verdict("a", "probe", failover.VMFailure, 0, t0))
 	c.timeline(t)
-	waitFor(t, "recovery failure", func() bool { return c.m.Stats().RecoveryFailures == 1 })
+	testenv.WaitFor(t, 5*time.Second, "recovery failure", func() bool { return c.m.Stats().RecoveryFailures == 1 })
 	waitState(t, c.m, "a", failover.Fenced)
 	want := []string{"fence a", "move b", "fence a"}
 	if got := c.act.log(); !reflect.DeepEqual(got, want) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/internal/testenv"
 	"github.com/tracevisor/tracevisor/probe"
 )
 
@@ -150,7 +151,7 @@ func TestProbeDetectorMeasureOnly(t *testing.T) {
 		t.Errorf("verdict %+v: want a measure-only VM failure", v)
 	}
 	st.End(nil)
-	waitFor(t, "stream lost", func() bool { return d.Stats().StreamsLost == 1 })
+	testenv.WaitFor(t, 5*time.Second, "stream lost", func() bool { return d.Stats().StreamsLost == 1 })
 	select {
 	case v := <-out:
 		t.Errorf("verdict %+v for an ignored stream end", v)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/internal/testenv"
 )
 
 // detectorFunc is a Detector made of a function.
@@ -49,7 +50,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("timeline %+v", tl)
 	}
 	close(late)
-	waitFor(t, "the duplicate", func() bool { return c.m.Stats().Duplicates == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the duplicate", func() bool { return c.m.Stats().Duplicates == 1 })
 	if s := c.m.Stats(); s.Failovers != 1 || s.Verdicts != 2 {
 		t.Errorf("stats %+v", s)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracevisor/tracevisor/internal/testenv"
 	. "github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/probe/probetest"
 	"github.com/tracevisor/tracevisor/wire"
@@ -29,18 +30,6 @@ func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock()
 func (l *logBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func (l *logBuf) lines() int { return strings.Count(l.String(), "\n") }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func shortCtx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -237,7 +226,7 @@ func TestHelloFloodRearmsOneAtATime(t *testing.T) {
 		g.Restart()
 	}
 	h.Drain()
-	waitFor(t, "the first re-arm", func() bool { return g.Commands(wire.CmdAttach) >= 2*n })
+	testenv.WaitFor(t, 5*time.Second, "the first re-arm", func() bool { return g.Commands(wire.CmdAttach) >= 2*n })
 	h.Drain()
 	if got := g.Commands(wire.CmdAttach); got != 2*n {
 		t.Fatalf("%d attach commands while the first re-arm is unanswered, want %d", got, 2*n)
@@ -246,7 +235,7 @@ func TestHelloFloodRearmsOneAtATime(t *testing.T) {
 		t.Errorf("stats %+v: want %d restarts and the %d re-arm commands outstanding", st, hellos, n)
 	}
 	g.Release()
-	waitFor(t, "every probe armed again", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "every probe armed again", func() bool {
 		list, err := h.List(ctx(t))
 		if err != nil || len(list) != n {
 			return false

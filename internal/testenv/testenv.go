@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Capabilities a test may need from the host.
@@ -83,4 +84,18 @@ func logSkip(capability, test, why string) {
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "%s\t%s\t%s\n", capability, test, strings.ReplaceAll(why, "\n", " "))
+}
+
+// WaitFor polls cond every millisecond until it holds, and fails the test
+// if it still does not after d: the one bounded wait for unit tests.
+func WaitFor(t T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Sprintf("timed out after %v waiting for %s", d, what))
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeT records what Missing did.
@@ -48,5 +49,19 @@ func TestMissingSkipsUnlessRequired(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) != 2 || lines[0] != "kvm\tTestFake\tno /dev/kvm here" {
 		t.Fatalf("skip log %q: want the two skips, not the failures", b)
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	n := 0
+	WaitFor(t, time.Second, "three polls", func() bool { n++; return n >= 3 })
+	if n != 3 {
+		t.Fatalf("cond polled %d times, want 3", n)
+	}
+	f := &fakeT{}
+	start := time.Now()
+	WaitFor(f, 20*time.Millisecond, "never", func() bool { return false })
+	if !f.failed || !strings.Contains(f.msg, "waiting for never") || time.Since(start) < 20*time.Millisecond {
+		t.Fatalf("WaitFor on a false cond: failed=%v msg=%q after %v", f.failed, f.msg, time.Since(start))
 	}
 }
