@@ -1,6 +1,10 @@
 # tracevisor — top-level build. Everything lands in $(BUILD) (ignored by git).
 #
-#   make demo         build all, boot the guest, run a command in it
+#   make demo         build all, boot a two-node failover cluster (active + standby
+#                     with httpd), kill the active's httpd, show the probe event, the
+#                     verdict, the fence, the address move, the standby's first answer
+#                     and the 10 s heartbeat beside it; ends by itself (root, /dev/kvm)
+#   make demo-guest   build all, boot one guest, run a command in it
 #   make test         build all, run every test (unit + real-guest end-to-end)
 #   make bench-boot   median boot-to-init time over N boots, VMM RSS beyond guest RAM
 #   make bench-virtio virtio-blk and virtio-net throughput as ratios to host baselines
@@ -12,7 +16,7 @@ GO ?= go
 N ?= 5
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe clean
+.PHONY: all vmm cluster demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
@@ -20,9 +24,15 @@ FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest ./virtio/net
 	./wire:FuzzDecode ./probe:FuzzParseSpec
 FUZZTIME ?= 10s
 
-all: vmm guest-kernel initramfs $(BUILD)/hostile
+all: vmm cluster guest-kernel initramfs $(BUILD)/hostile
 
 vmm: $(BUILD)/vmm
+
+cluster: $(BUILD)/cluster
+
+$(BUILD)/cluster: $(shell find . -path ./build -prune -o -name "*.go" -not -name "*_test.go" -print) go.mod go.sum
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/cluster
 
 $(BUILD)/vmm: $(shell find . -path ./build -prune -o -name "*.go" -not -name "*_test.go" -print) go.mod go.sum
 	@mkdir -p $(BUILD)
@@ -38,6 +48,9 @@ include guest-kernel/hostile/rules.mk
 initramfs: $(BUILD)/initramfs.cpio
 
 demo: all
+	$(BUILD)/cluster demo --vmm $(BUILD)/vmm
+
+demo-guest: all
 	$(BUILD)/vmm run -- sh -c 'echo "hello from the tracevisor guest: $$(uname -sr), 6*7=$$((6*7))"'
 
 unit-test:

@@ -1,0 +1,39 @@
+// Command cluster runs tracevisor's failover cluster: `cluster demo` boots
+// an active and a standby guest with httpd, fails the active's httpd and
+// shows the failover, timed on the host clock, beside what a 10 s
+// heartbeat would have seen.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `Usage: cluster demo [flags]
+
+Boot a two-node failover cluster (two vmm guests with busybox httpd, in a
+network namespace of their own, the service address 10.77.0.100 routed to
+the active one), kill the active's httpd from the host, and print the
+probe event, the verdict, the fence, the address move and the first
+answer from the standby, each on the host clock, then when a heartbeat
+(10 s period) detected the same failure. Ends by itself, exit 0 when the
+failover happened. Needs root and /dev/kvm.
+
+Run 'cluster demo --help' for its flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "demo":
+		os.Exit(demo(os.Args[2:]))
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "cluster: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,70 @@
+package vmmnode
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/vmm"
+)
+
+// call makes one control API request on the vmm at sock, giving up when
+// ctx ends (the request's goroutine ends when the vmm answers or its
+// socket closes; Close kills every vmm, so none outlives the cluster).
+func call(ctx context.Context, sock string, req api.Request) (api.Response, error) {
+	type answer struct {
+		r   api.Response
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		r, err := api.Call(sock, req)
+		ch <- answer{r, err}
+	}()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return a.r, fmt.Errorf("vmm api %s on %s: %w", req.Op, sock, a.err)
+		}
+		return a.r, nil
+	case <-ctx.Done():
+		return api.Response{}, fmt.Errorf("vmm api %s on %s: no answer: %w", req.Op, sock, context.Cause(ctx))
+	}
+}
+
+// fence fences the vmm at sock: it returns once every vCPU of its guest
+// is out of KVM_RUN for good, with the machine's status.
+func fence(ctx context.Context, sock, reason string) (*vmm.Status, error) {
+	r, err := call(ctx, sock, api.Request{Op: api.OpFence, Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	if r.Machine == nil || r.Machine.State != vmm.StateFenced {
+		return r.Machine, fmt.Errorf("vmm api fence on %s: the machine is not fenced after the fence: %+v", sock, r.Machine)
+	}
+	return r.Machine, nil
+}
+
+// status returns the machine's status of the vmm at sock.
+func status(ctx context.Context, sock string) (*vmm.Status, error) {
+	r, err := call(ctx, sock, api.Request{Op: api.OpStatus})
+	if err != nil {
+		return nil, err
+	}
+	if r.Machine == nil {
+		return nil, fmt.Errorf("vmm api status on %s: no machine status in the answer", sock)
+	}
+	return r.Machine, nil
+}
+
+// stop asks the vmm at sock to end.
+func stop(ctx context.Context, sock, reason string) error {
+	_, err := call(ctx, sock, api.Request{Op: api.OpStop, Reason: reason})
+	return err
+}
+
+// inject causes a fault in the guest of the vmm at sock.
+func inject(ctx context.Context, sock string, in api.Injection) error {
+	_, err := call(ctx, sock, api.Request{Op: api.OpInject, Inject: &in})
+	return err
+}

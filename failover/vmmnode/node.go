@@ -1,0 +1,248 @@
+package vmmnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tracevisor/tracevisor/failover/netaddr"
+)
+
+// DefaultProbes are the probes every node's vmm arms before user space:
+// every signal (so that an event for an unwatched process reaches the
+// detector, which decides it is nothing), the watched service's exit, and
+// the VM-level failures.
+func DefaultProbes(service string) []string {
+	return []string{
+		"catalogue:signal",
+		"catalogue:exit:comm=" + service,
+		"catalogue:oom",
+		"catalogue:panic",
+	}
+}
+
+// GuestScript is the shell script a node's guest runs: its page (its
+// name), its addresses, httpd in the background, and a loop that keeps
+// the guest up whatever becomes of httpd. The loop's sleep runs in the
+// background (a process of its own named sleep, which ash does not run
+// inside itself as it may a foreground applet): an unwatched process a
+// test can kill.
+func GuestScript(name string, addrs netaddr.Node, service netip.Addr) string {
+	return strings.Join([]string{
+		"set -e",
+		"ln -s /bin/busybox /tmp/httpd",
+		"mkdir -p /www",
+		"echo " + name + " > /www/index.html",
+		addrs.GuestCommands(service),
+		"/tmp/httpd -f -p 80 -h /www &",
+		"echo httpd-started $!",
+		"set +e",
+		"while :; do sleep 100000 & wait $!; done",
+	}, "\n")
+}
+
+// Node is one node of a Cluster: its addresses, its files, and the vmm
+// process that runs it now (a fresh one after each recovery).
+type Node struct {
+	Name  string
+	Addrs netaddr.Node
+	Sock  string // the vmm's control API socket
+
+	c *Cluster
+
+	mu     sync.Mutex
+	gen    int // boots so far
+	proc   *proc
+	events string // the current vmm's events file
+	log    string // the current vmm's output
+}
+
+// proc is one vmm process and its end.
+type proc struct {
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{} // closed once it exited
+	err  error         // its Wait's error, set before done closes
+}
+
+// exited reports whether p has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Events returns the path of the current vmm's events file.
+func (n *Node) Events() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.events
+}
+
+// Log returns the path of the current vmm's output (stdout and stderr).
+func (n *Node) Log() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.log
+}
+
+// PID returns the current vmm's process id (0 when none runs).
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.proc == nil || n.proc.exited() {
+		return 0
+	}
+	return n.proc.cmd.Process.Pid
+}
+
+// args is the vmm command line for a boot whose events go to events.
+func (n *Node) args(events string) []string {
+	cfg := n.c.cfg
+	a := []string{"run", "--api", n.Sock, "--net", "tap:" + n.Addrs.Link, "--mem", cfg.Mem, "--events", events}
+	for _, p := range cfg.Probes {
+		a = append(a, "--probe", p)
+	}
+	a = append(a, cfg.ExtraArgs...)
+	return append(a, "--", "sh", "-c", GuestScript(n.Name, n.Addrs, cfg.Service))
+}
+
+// boot starts a fresh vmm for the node, sets its link up and waits until
+// its httpd answers on the node's own address.
+func (n *Node) boot(ctx context.Context) error {
+	cfg := n.c.cfg
+	n.mu.Lock()
+	if n.proc != nil && !n.proc.exited() {
+		n.mu.Unlock()
+		return fmt.Errorf("vmmnode: %s: a vmm runs already", n.Name)
+	}
+	n.gen++
+	base := filepath.Join(cfg.Dir, fmt.Sprintf("%s.%d", n.Name, n.gen))
+	n.events, n.log = base+".events.jsonl", base+".log"
+	os.Remove(n.Sock)
+	log, err := os.Create(n.log)
+	if err != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("vmmnode: %s: %w", n.Name, err)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.c.ns.Name(), cfg.VMM}, n.args(n.events)...)...)
+	cmd.Env = append(os.Environ(), cfg.Env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// No Pdeathsig: it fires when the forking thread exits, and the
+	// namespace's Do ends the threads it locks, any of which may be the
+	// one that forked. Close stops every vmm.
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		n.mu.Unlock()
+		return fmt.Errorf("vmmnode: %s: start vmm: %w", n.Name, err)
+	}
+	p := &proc{cmd: cmd, log: log, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	n.proc = p
+	n.mu.Unlock()
+
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.BootTimeout, fmt.Errorf("%s did not boot in %v", n.Name, cfg.BootTimeout))
+	defer cancel()
+	ctx, stopOnExit := n.cancelOnExit(ctx, p)
+	defer stopOnExit()
+	if err := n.c.ns.SetupLink(ctx, n.Addrs.Link, n.Addrs.Host); err != nil {
+		return n.bootFailed(p, err)
+	}
+	if _, err := n.c.client.AwaitAnswer(ctx, n.Addrs.Guest.Addr().String(), n.Name, 500*time.Millisecond, 10*time.Second); err != nil {
+		return n.bootFailed(p, err)
+	}
+	return nil
+}
+
+// cancelOnExit returns ctx cancelled, with the vmm's exit as the cause,
+// when p exits.
+func (n *Node) cancelOnExit(ctx context.Context, p *proc) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-p.done:
+			cancel(fmt.Errorf("%s's vmm exited (%v); its output is in %s", n.Name, p.err, p.log.Name()))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
+// bootFailed stops a vmm whose boot failed and says why, with the tail of
+// its output.
+func (n *Node) bootFailed(p *proc, err error) error {
+	n.kill(p)
+	out, _ := os.ReadFile(p.log.Name())
+	if len(out) > 2000 {
+		out = out[len(out)-2000:]
+	}
+	return fmt.Errorf("vmmnode: boot %s: %w\n--- vmm output (tail) ---\n%s", n.Name, err, out)
+}
+
+// stop ends the node's vmm: the API's stop, then SIGTERM, then SIGKILL,
+// each given part of ctx's time; it returns once the process exited (its
+// tap is gone with it).
+func (n *Node) stop(ctx context.Context, why string) error {
+	n.mu.Lock()
+	p := n.proc
+	n.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil
+	}
+	grace := n.c.cfg.StopTimeout / 2
+	sctx, cancel := context.WithTimeout(ctx, grace)
+	err := stop(sctx, n.Sock, why)
+	cancel()
+	if err == nil && waitDone(ctx, p, grace) {
+		return nil
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if waitDone(ctx, p, grace) {
+		return nil
+	}
+	if n.kill(p) {
+		return nil
+	}
+	return fmt.Errorf("vmmnode: %s: vmm (pid %d) did not exit after the API stop, SIGTERM and SIGKILL", n.Name, p.cmd.Process.Pid)
+}
+
+// kill SIGKILLs p and waits up to killWait for it; it reports whether it
+// exited.
+func (n *Node) kill(p *proc) bool {
+	p.cmd.Process.Kill()
+	return waitDone(context.Background(), p, killWait)
+}
+
+// killWait bounds the wait for a SIGKILLed vmm to be reaped.
+const killWait = 30 * time.Second
+
+// waitDone waits up to d (and ctx) for p to exit.
+func waitDone(ctx context.Context, p *proc, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p.exited()
+}
+
+// errNoVMM: the node has no vmm running.
+var errNoVMM = errors.New("no vmm runs for this node")
