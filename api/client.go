@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,24 @@ func Call(path string, req Request) (Response, error) {
 	}
 	defer c.Close()
 	return c.Call(req)
+}
+
+// CallContext is Call bounded by ctx: when ctx ends before the vmm
+// answers, the connection is closed and ctx's cause is returned, so a vmm
+// that never answers cannot hang its caller.
+func CallContext(ctx context.Context, path string, req Request) (Response, error) {
+	c, err := Dial(path)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	defer stop()
+	r, err := c.Call(req)
+	if err != nil && ctx.Err() != nil {
+		return Response{}, fmt.Errorf("api %s: no answer from the vmm: %w", req.Op, context.Cause(ctx))
+	}
+	return r, err
 }
 
 // Close closes the connection.

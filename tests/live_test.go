@@ -2,7 +2,7 @@ package tests
 
 import (
 	"bytes"
-	"fmt"
+	"context"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -111,24 +111,11 @@ func (g *liveGuest) collect() {
 const apiTimeout = time.Minute
 
 // apiCall is api.Call with a deadline: a vmm that never answers fails the
-// request after apiTimeout instead of hanging the test. (Its goroutine
-// ends when the test's cleanup kills vmm and the socket closes.)
+// request after apiTimeout instead of hanging the test.
 func apiCall(sock string, req api.Request) (api.Response, error) {
-	type answer struct {
-		r   api.Response
-		err error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		r, err := api.Call(sock, req)
-		ch <- answer{r, err}
-	}()
-	select {
-	case a := <-ch:
-		return a.r, a.err
-	case <-time.After(apiTimeout):
-		return api.Response{}, fmt.Errorf("api %s: no answer from vmm in %v", req.Op, apiTimeout)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	return api.CallContext(ctx, sock, req)
 }
 
 // call makes one API request, failing the test on an error.

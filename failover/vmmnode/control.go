@@ -9,27 +9,13 @@ import (
 )
 
 // call makes one control API request on the vmm at sock, giving up when
-// ctx ends (the request's goroutine ends when the vmm answers or its
-// socket closes; Close kills every vmm, so none outlives the cluster).
+// ctx ends.
 func call(ctx context.Context, sock string, req api.Request) (api.Response, error) {
-	type answer struct {
-		r   api.Response
-		err error
+	r, err := api.CallContext(ctx, sock, req)
+	if err != nil {
+		return r, fmt.Errorf("vmm api %s on %s: %w", req.Op, sock, err)
 	}
-	ch := make(chan answer, 1)
-	go func() {
-		r, err := api.Call(sock, req)
-		ch <- answer{r, err}
-	}()
-	select {
-	case a := <-ch:
-		if a.err != nil {
-			return a.r, fmt.Errorf("vmm api %s on %s: %w", req.Op, sock, a.err)
-		}
-		return a.r, nil
-	case <-ctx.Done():
-		return api.Response{}, fmt.Errorf("vmm api %s on %s: no answer: %w", req.Op, sock, context.Cause(ctx))
-	}
+	return r, nil
 }
 
 // fence fences the vmm at sock: it returns once every vCPU of its guest
