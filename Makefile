@@ -9,14 +9,16 @@
 #   make bench-boot   median boot-to-init time over N boots, VMM RSS beyond guest RAM
 #   make bench-virtio virtio-blk and virtio-net throughput as ratios to host baselines
 #   make bench-probe  probe-hit -> VMM latency, armed-catalogue overhead, event storm
+#   make bench-failover  the seed paper's Tables 1-2: N runs (default 100) of a killed
+#                     httpd and of an OOM in two clusters (10 s heartbeat vs probes);
+#                     CSV, tables and CDF plot in build/bench-failover (root, /dev/kvm)
 #   make guest-kernel / initramfs / vmm   the pieces
 
 BUILD ?= build
 GO ?= go
-N ?= 5
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm cluster demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe clean
+.PHONY: all vmm cluster demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-failover clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
@@ -74,13 +76,16 @@ fuzz-short:
 	done
 
 bench-boot: all
-	$(GO) run ./cmd/bench boot -n $(N)
+	$(GO) run ./cmd/bench boot -n $(or $(N),5)
 
 bench-virtio: all
 	$(GO) run ./cmd/bench virtio
 
 bench-probe: all
 	$(GO) run ./cmd/bench probe -n $(or $(HITS),1000)
+
+bench-failover: all
+	$(BUILD)/cluster bench --vmm $(BUILD)/vmm -n $(or $(N),100) --out $(BUILD)/bench-failover
 
 clean:
 	rm -rf $(BUILD)

@@ -61,6 +61,9 @@ type Heartbeat struct {
 	// Label names the detector in verdicts (default "heartbeat"), so that
 	// two heartbeats (10 s and a tuned 1 s) can run side by side.
 	Label string
+	// MeasureOnly marks every verdict MeasureOnly: a heartbeat that only
+	// times what it would have seen, beside the one that decides.
+	MeasureOnly bool
 
 	mu    sync.Mutex
 	polls uint64
@@ -155,7 +158,7 @@ func (h *Heartbeat) Run(ctx context.Context, out chan<- Verdict) error {
 			}
 			reported[i] = true
 			v := Verdict{Node: t.Node, Kind: t.Kind, Detector: h.Name(), DetectedNS: clock.Now().UnixNano(),
-				Cause: Cause{Rule: "check", Misses: failed[i], Detail: errs[i].Error()}}
+				MeasureOnly: h.MeasureOnly, Cause: Cause{Rule: "check", Misses: failed[i], Detail: errs[i].Error()}}
 			select {
 			case out <- v:
 			case <-ctx.Done():

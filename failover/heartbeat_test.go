@@ -176,3 +176,17 @@ func TestHeartbeatConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatMeasureOnly: a measuring heartbeat (the tuned one beside
+// the deciding one) marks its verdicts measure-only under its label.
+func TestHeartbeatMeasureOnly(t *testing.T) {
+	check := &switchCheck{}
+	h := &failover.Heartbeat{Targets: []failover.Target{{Node: "a", Kind: failover.ServiceFailure, Check: check}},
+		Period: time.Second, Label: "heartbeat-1s", MeasureOnly: true}
+	_, out, step := hbRun(t, h, check)
+	check.down.Store(true)
+	step(time.Second)
+	if v := oneVerdict(t, out); !v.MeasureOnly || v.Detector != "heartbeat-1s" {
+		t.Errorf("verdict %+v: want measure-only from heartbeat-1s", v)
+	}
+}

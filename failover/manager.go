@@ -229,14 +229,22 @@ func (m *Manager) Handle(v Verdict) error {
 	}
 }
 
-// measure keeps a measure-only verdict as the node's failure time in the
-// guest, for the failover it may start or has started; m.mu is held.
+// measure keeps a measure-only verdict that saw the failure in the guest
+// (a probe hit's time) as the node's failure time, for the failover it may
+// start or has started, and records every measure-only detector's first
+// verdict on a failover in its Detections; m.mu is held.
 func (m *Manager) measure(v Verdict) {
 	if tl := m.open[v.Node]; tl != nil {
+		if _, seen := tl.Detections[v.Detector]; !seen {
+			tl.Detections[v.Detector] = v.DetectedNS
+		}
 		if tl.FailureNS == 0 && v.Cause.HostNS != 0 {
 			tl.FailureNS, tl.FailureGuestNS = v.Cause.HostNS, v.Cause.GuestNS
 		}
 		return
+	}
+	if v.Cause.HostNS == 0 {
+		return // a measuring heartbeat: it times nothing in the guest
 	}
 	old, ok := m.measured[v.Node]
 	if !ok || time.Duration(v.DetectedNS-old.DetectedNS) > m.cfg.MeasureWindow {

@@ -338,6 +338,32 @@ func TestMeasureOnly(t *testing.T) {
 	}
 }
 
+// TestMeasuringHeartbeat: a measure-only heartbeat (a tuned 1 s one
+// beside the deciding 10 s one) times no failure in the guest: a probe's
+// measurement after it still gives the failover its failure time, and its
+// verdict after the decision is kept in the timeline's detections.
+func TestMeasuringHeartbeat(t *testing.T) {
+	c := newCluster(t, true, "a", "b")
+	failure := t0.Add(-4 * time.Second)
+	hb1 := verdict("a", "heartbeat-1s", failover.ServiceFailure, 0, failure.Add(500*time.Millisecond))
+	hb1.MeasureOnly = true
+	c.m.Handle(hb1)
+	pr := verdict("a", "probe", failover.ServiceFailure, failure.UnixNano(), failure.Add(time.Second))
+	pr.MeasureOnly = true
+	c.m.Handle(pr)
+	c.m.Handle(verdict("a", "heartbeat", failover.ServiceFailure, 0, t0))
+	tl := c.timeline(t)
+	if tl.FailureNS != failure.UnixNano() {
+		t.Errorf("timeline %+v: want the probe's failure time %d", tl, failure.UnixNano())
+	}
+	late := verdict("a", "heartbeat-30s", failover.ServiceFailure, 0, t0.Add(time.Second))
+	late.MeasureOnly = true
+	c.m.Handle(late)
+	if got := c.m.Timelines()[0].Detections["heartbeat-30s"]; got != t0.Add(time.Second).UnixNano() {
+		t.Errorf("a measure-only verdict after the decision: detections %v", c.m.Timelines()[0].Detections)
+	}
+}
+
 func TestNewManagerErrors(t *testing.T) {
 	act := newRecorder(nil, "a")
 	for _, cfg := range []failover.Config{

@@ -271,4 +271,57 @@ func TestFailover(t *testing.T) {
 			t.Errorf("want exactly one failover: %+v", s)
 		}
 	})
+
+	// vm1 is fenced and never recovers (noRecover): vm2, the active, has
+	// no standby left.
+	t.Run("no standby left: service down", func(t *testing.T) {
+		if st := m.Status(); st.Active != "vm2" || st.Nodes["vm1"] != failover.Recovering {
+			t.Fatalf("needs vm2 active and vm1 out: %+v", st)
+		}
+		// The fence may come before the driver's answer, and that never.
+		injected := make(chan error, 1)
+		go func() {
+			ictx, icancel := context.WithTimeout(ctx, 10*time.Second)
+			defer icancel()
+			injected <- cl.Inject(ictx, "vm2", api.Injection{Kind: "panic"})
+		}()
+		defer func() { t.Logf("inject panic: %v (an error: the fence beat the driver's answer)", <-injected) }()
+		var tl failover.Timeline
+		select {
+		case tl = <-timelines:
+		case <-time.After(time.Minute):
+			t.Fatalf("no complete timeline within a minute of the panic; stats %+v", m.Stats())
+		}
+		t.Logf("timeline %+v", tl)
+		if tl.Node != "vm2" || !tl.Down || tl.To != "" || tl.MovedNS != 0 {
+			t.Fatalf("want vm2's failure to leave the service down, moved nowhere: %+v", tl)
+		}
+		if tl.Kind != failover.VMFailure || tl.Cause.Rule != "panic" || tl.FencedNS == 0 || tl.Err != "" {
+			t.Errorf("want vm2 fenced on the panic rule's VM failure, without error: %+v", tl)
+		}
+		// No failover loop: nothing more happens.
+		time.Sleep(2 * time.Second)
+		s := m.Stats()
+		if s.Down != 1 || s.Failovers != 1 || s.MoveFailures != 0 {
+			t.Errorf("want the service down once and no second failover or move: %+v", s)
+		}
+		if st := m.Status(); st.Active != "" || st.Nodes["vm2"] != failover.Recovering {
+			t.Errorf("want no active node and vm2 out: %+v", st)
+		}
+		if tls := m.Timelines(); len(tls) != 2 {
+			t.Errorf("want two failovers recorded, no more: %+v", tls)
+		}
+		// The address was not moved: its route still points at vm2's
+		// link, where nothing answers any more.
+		if cur, err := cl.CurrentNode(); err != nil || cur != "vm2" {
+			t.Errorf("the service route points at %q, %v; want vm2 still", cur, err)
+		}
+		st, err := cl.MachineStatus(ctx, "vm2")
+		if err != nil || st.State != vmmpkg.StateFenced {
+			t.Fatalf("vm2's vmm after its failure: %+v, %v; want fenced", st, err)
+		}
+		if by, err := c.Get(ctx, svc, 2*time.Second); err == nil {
+			t.Errorf("the service address still answers with its only healthy node fenced: %q", by)
+		}
+	})
 }

@@ -45,8 +45,8 @@ func TestNodeAddrs(t *testing.T) {
 func TestGuestCommands(t *testing.T) {
 	n, _ := NodeAddrs(1)
 	got := n.GuestCommands(DefaultService)
-	for _, want := range []string{"ip link set lo up", "ip addr add 10.77.0.100/32 dev lo",
-		"ip addr add 10.77.2.2/24 dev eth0", "ip link set eth0 up"} {
+	for _, want := range []string{"ip link set lo up", "ip addr replace 10.77.0.100/32 dev lo",
+		"ip addr replace 10.77.2.2/24 dev eth0", "ip link set eth0 up"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("GuestCommands = %q, lacks %q", got, want)
 		}

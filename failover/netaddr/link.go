@@ -42,9 +42,10 @@ func NodeAddrs(i int) (Node, error) {
 }
 
 // GuestCommands is the shell line (busybox ip) a node's guest runs to
-// hold service on its loopback and n.Guest on eth0.
+// hold service on its loopback and n.Guest on eth0. Running it again
+// changes nothing (addr replace), so a guest may retry it.
 func (n Node) GuestCommands(service netip.Addr) string {
-	return fmt.Sprintf("ip link set lo up && ip addr add %s/%d dev lo && ip addr add %s dev eth0 && ip link set eth0 up",
+	return fmt.Sprintf("ip link set lo up && ip addr replace %s/%d dev lo && ip addr replace %s dev eth0 && ip link set eth0 up",
 		service, service.BitLen(), n.Guest)
 }
 

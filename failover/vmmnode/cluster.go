@@ -47,7 +47,14 @@ type Config struct {
 	Probes []string
 	// ExtraArgs are added to each `vmm run` (e.g. --fence-on RULE).
 	ExtraArgs []string
-	// Mem is each guest's RAM (default DefaultMem).
+	// FenceRules (api.FenceRuleSyntax; failover.Rules.FenceRules gives a
+	// manager's rules in that form) are armed in each vmm through its API
+	// as soon as it boots: the VMM then fences its guest by itself on a
+	// matching event, before any other process has seen it, and the
+	// manager's fence finds it fenced. Empty: only the manager fences.
+	FenceRules []string
+	// Mem is each guest's RAM (default DefaultMem; HogMem for a cluster
+	// whose guests are driven into OOM).
 	Mem string
 	// BootTimeout bounds each boot until httpd answers, StopTimeout each
 	// stop of a vmm.
@@ -235,6 +242,9 @@ func (c *Cluster) Fence(ctx context.Context, node string) error {
 		return nil
 	}
 	if _, err := fence(ctx, n.Sock, "failover"); err != nil {
+		if n.exitedWithin(ctx, time.Second) {
+			return nil // the vmm ended (a guest panic ends it) as we asked: nothing runs
+		}
 		return fmt.Errorf("vmmnode: fence %s: %w", node, err)
 	}
 	return nil
@@ -285,6 +295,13 @@ func (c *Cluster) Recover(ctx context.Context, node string, why failover.Kind) e
 		return err
 	}
 	return n.boot(ctx)
+}
+
+// StartHog starts node's memory hog (GuestScript): it grows until the
+// guest's OOM killer ends it. It returns once the guest's driver sent the
+// trigger signal.
+func (c *Cluster) StartHog(ctx context.Context, node string) error {
+	return c.Inject(ctx, node, api.Injection{Kind: "signal", Comm: HogTrigger, Signal: 15})
 }
 
 // Inject causes a fault in node's guest through its vmm (`vmm inject`).

@@ -19,10 +19,15 @@ func call(ctx context.Context, sock string, req api.Request) (api.Response, erro
 }
 
 // fence fences the vmm at sock: it returns once every vCPU of its guest
-// is out of KVM_RUN for good, with the machine's status.
+// is out of KVM_RUN for good, with the machine's status. A run that ended
+// by itself (a guest panic ends it) is as good as fenced: no vCPU can
+// enter that guest again.
 func fence(ctx context.Context, sock, reason string) (*vmm.Status, error) {
 	r, err := call(ctx, sock, api.Request{Op: api.OpFence, Reason: reason})
 	if err != nil {
+		if st, serr := status(ctx, sock); serr == nil && st.State == vmm.StateEnded {
+			return st, nil
+		}
 		return nil, err
 	}
 	if r.Machine == nil || r.Machine.State != vmm.StateFenced {
@@ -52,5 +57,11 @@ func stop(ctx context.Context, sock, reason string) error {
 // inject causes a fault in the guest of the vmm at sock.
 func inject(ctx context.Context, sock string, in api.Injection) error {
 	_, err := call(ctx, sock, api.Request{Op: api.OpInject, Inject: &in})
+	return err
+}
+
+// fenceOn arms a fence rule (api.FenceRuleSyntax) in the vmm at sock.
+func fenceOn(ctx context.Context, sock, rule string) error {
+	_, err := call(ctx, sock, api.Request{Op: api.OpFenceOn, Rule: rule})
 	return err
 }

@@ -26,8 +26,8 @@ func TestGuestScript(t *testing.T) {
 	for _, want := range []string{
 		"echo vm2 > /www/index.html",
 		addrs.GuestCommands(netaddr.DefaultService),
-		"ip addr add 10.77.2.2/24 dev eth0",
-		"/tmp/httpd -f -p 80 -h /www &",
+		"ip addr replace 10.77.2.2/24 dev eth0",
+		"/tmp/httpd -f -p 80 -h /www & pid=$!",
 		"while :; do sleep 100000 & wait $!; done",
 	} {
 		if !strings.Contains(s, want) {

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/failover/vmmnode"
+)
+
+// detProbe is the probe detector's name in verdicts; heartbeats are
+// named by their period (hbLabel).
+const detProbe = "probe"
+
+// benchCluster is one of the experiment's two clusters: its nodes, its
+// manager, the detectors it runs and what they saw.
+type benchCluster struct {
+	name  string // "heartbeat" or "probe"
+	title string // for tables
+	cl    *vmmnode.Cluster
+	m     *failover.Manager
+	rec   *recorder
+	hbs   []*failover.Heartbeat
+	// deciding is the detector whose verdict fails the cluster over
+	// first; awaited are the detectors a run waits for (or for the
+	// never-detected timeout).
+	deciding string
+	awaited  []string
+
+	timelines chan failover.Timeline
+	journal   *os.File // the manager's journal: every transition, in OUT/nodes/NAME
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// newBenchCluster makes (does not boot) cluster name in dir: "heartbeat"
+// is the seed's cluster 1, decided by the heartbeat alone (a tuned
+// heartbeat and the probes beside it only measure); "probe" is cluster 2,
+// decided by the probes (their fence rules armed in each vmm) and the
+// heartbeat.
+func newBenchCluster(o benchOpts, name, dir string) (*benchCluster, error) {
+	cfg := vmmnode.Config{VMM: o.vmm, Dir: dir, Nodes: []string{"vm1", "vm2"},
+		NamespacePrefix: "tvbench-" + name[:2] + "-", Mem: o.mem}
+	b := &benchCluster{name: name, rec: &recorder{}, timelines: make(chan failover.Timeline, 16)}
+	rules := failover.DefaultRules(vmmnode.DefaultService)
+	if name == "probe" {
+		cfg.FenceRules = rules.FenceRules()
+		b.title = "cluster 2 (heartbeat + probes)"
+		b.deciding, b.awaited = detProbe, []string{detProbe}
+	} else {
+		b.title = "cluster 1 (heartbeat only)"
+		b.deciding, b.awaited = hbLabel(o.period), []string{hbLabel(o.period), hbLabel(o.tuned), detProbe}
+	}
+	cl, err := vmmnode.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.cl = cl
+	return b, nil
+}
+
+// hbLabel names a heartbeat by its period: "heartbeat-10s".
+func hbLabel(period time.Duration) string { return "heartbeat-" + period.String() }
+
+// start runs the manager and the cluster's detectors until stop.
+func (b *benchCluster) start(o benchOpts, dir string, log io.Writer) error {
+	jf, err := os.Create(filepath.Join(dir, "journal.jsonl"))
+	if err != nil {
+		return err
+	}
+	b.journal = jf
+	m, err := failover.NewManager(failover.Config{Nodes: b.cl.Nodes(), Actions: b.cl, AwaitServing: b.cl.AwaitServing,
+		Journal: failover.NewJournal(&lockedWriter{w: jf}),
+		OnTimeline: func(tl failover.Timeline) {
+			select {
+			case b.timelines <- tl:
+			default: // a run drains them; more than 16 unread is a false-failover storm, counted by the manager
+			}
+		},
+		// A probe's measurement of a failure the heartbeat never decided
+		// on (an OOM in cluster 1) must not time the next run's failure.
+		MeasureWindow: 2 * o.period, Log: log})
+	if err != nil {
+		return err
+	}
+	b.m = m
+	probe := &failover.ProbeDetector{Rules: failover.DefaultRules(vmmnode.DefaultService), Sources: b.cl.Sources(),
+		MeasureOnly: b.name == "heartbeat"}
+	// Each check may take a whole period: a guest on a loaded emulating
+	// host can take seconds to fork httpd's child, and a check that
+	// times out is a miss. A killed httpd refuses at once either way.
+	hb := &failover.Heartbeat{Targets: b.cl.HeartbeatTargets(), Period: o.period, Timeout: o.period, Label: hbLabel(o.period)}
+	dets := []failover.Detector{b.rec.wrap(probe), b.rec.wrap(hb)}
+	b.hbs = append(b.hbs, hb)
+	if b.name == "heartbeat" {
+		tuned := &failover.Heartbeat{Targets: b.cl.HeartbeatTargets(), Period: o.tuned, Timeout: o.tuned, Label: hbLabel(o.tuned),
+			MeasureOnly: true}
+		b.hbs = append(b.hbs, tuned)
+		dets = append(dets, b.rec.wrap(tuned))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := m.Run(ctx, dets...); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(log, "cluster bench: %s cluster's manager stopped: %v\n", b.name, err)
+		}
+	}()
+	return nil
+}
+
+// healthy reports whether the cluster has an active node and every other
+// node is a standby: protected again.
+func (b *benchCluster) healthy() bool {
+	st := b.m.Status()
+	if st.Active == "" {
+		return false
+	}
+	for n, s := range st.Nodes {
+		if n != st.Active && s != failover.Standby {
+			return false
+		}
+	}
+	return true
+}
+
+// close stops the manager and the cluster's vmms.
+func (b *benchCluster) close() error {
+	if b.cancel != nil {
+		b.cancel()
+		b.wg.Wait()
+	}
+	if b.m != nil {
+		b.m.Close()
+	}
+	err := b.cl.Close()
+	if b.journal != nil {
+		b.journal.Close()
+	}
+	return err
+}
+
+// setupClusters makes and boots both clusters at once under dir.
+func setupClusters(ctx context.Context, o benchOpts, dir string, log io.Writer) ([]*benchCluster, error) {
+	var cs []*benchCluster
+	for _, name := range []string{"heartbeat", "probe"} {
+		d := filepath.Join(dir, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return cs, err
+		}
+		b, err := newBenchCluster(o, name, d)
+		if err != nil {
+			return cs, err
+		}
+		cs = append(cs, b)
+	}
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, b := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = b.cl.Start(ctx); errs[i] == nil {
+				errs[i] = b.start(o, filepath.Join(dir, b.name), log)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return cs, fmt.Errorf("%s cluster: %w", cs[i].name, err)
+		}
+	}
+	return cs, nil
+}

@@ -1,0 +1,457 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/failover/vmmnode"
+	"github.com/tracevisor/tracevisor/internal/netns"
+	"github.com/tracevisor/tracevisor/internal/testenv"
+	"github.com/tracevisor/tracevisor/probe"
+	vmmpkg "github.com/tracevisor/tracevisor/vmm"
+)
+
+// fencedAt is what a node's vmm said of its machine when the manager began
+// to recover it: after the manager's fence, before the recovery stopped it.
+type fencedAt struct {
+	node   string
+	events string // that vmm's events file
+	st     *vmmpkg.Status
+	err    error
+}
+
+// recording is the real cluster as the manager's Actions (its Recover
+// stops the fenced vmm and boots a fresh one), which first records the
+// fenced vmm's machine status: the recovery ends that vmm at once.
+type recording struct {
+	*vmmnode.Cluster
+	mu     sync.Mutex
+	fenced []fencedAt
+}
+
+func (r *recording) Recover(ctx context.Context, node string, why failover.Kind) error {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := r.MachineStatus(sctx, node)
+	cancel()
+	r.mu.Lock()
+	r.fenced = append(r.fenced, fencedAt{node: node, events: r.Node(node).Events(), st: st, err: err})
+	r.mu.Unlock()
+	return r.Cluster.Recover(ctx, node, why)
+}
+
+// fencedStatus waits (up to d) for the status recorded as node's recovery
+// began, the i-th recovery of node (0: its first).
+func (r *recording) fencedStatus(t *testing.T, node string, i int, d time.Duration) fencedAt {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		r.mu.Lock()
+		n := 0
+		for _, f := range r.fenced {
+			if f.node == node {
+				if n == i {
+					r.mu.Unlock()
+					return f
+				}
+				n++
+			}
+		}
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("the manager did not begin recovery %d of %s within %v", i, node, d)
+		}
+	}
+}
+
+// ruleFence checks that a vmm's machine was fenced by one of its own
+// fence rules (api.Control.Observe's reason: "fence rule RULE matched
+// event JSON") on an event of class, not by the manager's API fence
+// (vmmnode's reason "failover"), and returns that event.
+func ruleFence(t *testing.T, f fencedAt, class string) probe.Event {
+	t.Helper()
+	if f.err != nil || f.st == nil || f.st.State != vmmpkg.StateFenced {
+		t.Fatalf("%s's vmm after the failover: %+v, %v; want fenced", f.node, f.st, f.err)
+	}
+	const prefix, sep = "fence rule ", " matched event "
+	reason := f.st.FenceReason
+	i := strings.Index(reason, sep)
+	if !strings.HasPrefix(reason, prefix) || i < 0 {
+		t.Fatalf("%s's fence reason %q: want the VMM's own rule fence (%q...), not the manager's", f.node, reason, prefix)
+	}
+	var e probe.Event
+	if err := json.Unmarshal([]byte(reason[i+len(sep):]), &e); err != nil {
+		t.Fatalf("%s's fence reason %q: the event: %v", f.node, reason, err)
+	}
+	if e.Class != class {
+		t.Fatalf("%s's vmm fenced itself on %+v; want a %s event", f.node, e, class)
+	}
+	return e
+}
+
+// readEventsFile returns every event in a node's events file.
+func readEventsFile(t *testing.T, path string) []probe.Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []probe.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e probe.Event
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// stagesInOrder checks failure < detected < fenced < moved < serving, every
+// one known, and logs each stage's time from the failure.
+func stagesInOrder(t *testing.T, tl failover.Timeline) {
+	t.Helper()
+	stages := []struct {
+		name string
+		ns   int64
+	}{{"failure", tl.FailureNS}, {"detected", tl.DetectedNS}, {"fenced", tl.FencedNS},
+		{"moved", tl.MovedNS}, {"serving", tl.ServingNS}}
+	var b strings.Builder
+	for i, s := range stages {
+		fmt.Fprintf(&b, " %s +%v", s.name, time.Duration(s.ns-tl.FailureNS))
+		if i > 0 && (stages[i-1].ns == 0 || s.ns <= stages[i-1].ns) {
+			t.Errorf("want %s (%d) before %s (%d)", stages[i-1].name, stages[i-1].ns, s.name, s.ns)
+		}
+	}
+	t.Logf("%s → %s (%s):%s", tl.Node, tl.To, tl.Cause, b.String())
+}
+
+// pollUntil waits (up to d) for the poller's last answer to come from
+// node.
+func pollUntil(t *testing.T, cl *vmmnode.Cluster, poll *vmmnode.Poller, node string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); poll.Outage().Last != node; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			o := poll.Stop()
+			diagnose(t, cl)
+			t.Fatalf("the client got no answer from %s within %v: %+v", node, d, o)
+		}
+	}
+}
+
+// startPoll starts a client on the service address and returns once it
+// got an answer from node, forgetting everything before.
+func startPoll(t *testing.T, cl *vmmnode.Cluster, node string) *vmmnode.Poller {
+	t.Helper()
+	poll := cl.Client().Poll(cl.Service().String(), 50*time.Millisecond, 2*time.Second)
+	pollUntil(t, cl, poll, node, 30*time.Second)
+	if o := poll.Outage(); o.First != node {
+		poll.Stop()
+		t.Fatalf("before the failure the client saw %+v; want %s", o, node)
+	}
+	// From here on: a slow first answer (a loaded host) is no outage.
+	poll.Reset()
+	return poll
+}
+
+// serves checks that the service address answers as node, three times.
+// A request that gets no answer is tried again (the host is loaded: a
+// guest boots beside), for up to a minute; an answer from another node
+// fails at once.
+func serves(t *testing.T, ctx context.Context, cl *vmmnode.Cluster, node string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for n := 0; n < 3; {
+		by, err := cl.Client().Get(ctx, cl.Service().String(), 15*time.Second)
+		switch {
+		case err == nil && by == node:
+			n++
+		case err == nil:
+			t.Fatalf("the service address answered as %q; want %s", by, node)
+		case time.Now().After(deadline):
+			t.Fatalf("the service address: %v; want %s", err, node)
+		default:
+			t.Logf("the service address: %v (tried again)", err)
+		}
+	}
+}
+
+// Two real guests with fence rules armed in their VMMs and little memory
+// (HogMem); the probe detector decides and the real cluster recovers (a
+// fresh boot). An OOM in the active (its memory hog started) fails over
+// to the standby, the VMM having fenced its guest on the oom event before
+// the detector's verdict and the manager's fence, httpd untouched; the
+// failed node boots afresh and rejoins as the standby; a panic in the new
+// active then fails back to it, with no verdict on a healthy standby.
+func TestFailoverRecovers(t *testing.T) {
+	t.Parallel()
+	bin := need(t)
+	if why := netns.Unusable(); why != "" {
+		testenv.Missing(t, testenv.Netns, "the failover test needs a network namespace and tap links: %s", why)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		testenv.Missing(t, testenv.Netns, "the ip command is absent")
+	}
+	rules := failover.DefaultRules("httpd")
+	dir := t.TempDir()
+	cl, err := vmmnode.New(vmmnode.Config{VMM: bin, Env: []string{"TRACEVISOR_BUILD=" + buildDir},
+		Dir: dir, Nodes: []string{"vm1", "vm2"}, FenceRules: rules.FenceRules(), Mem: vmmnode.HogMem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cl.Close(); err != nil {
+			t.Errorf("close the cluster: %v", err)
+		}
+		// Every boot's output: a recovered node had several.
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		for _, l := range logs {
+			if b, err := os.ReadFile(l); err == nil {
+				t.Logf("%s:\n%s", filepath.Base(l), b)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := cl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("both nodes serve after %.1fs", time.Since(start).Seconds())
+	serves(t, ctx, cl, "vm1")
+
+	acts := &recording{Cluster: cl}
+	timelines := make(chan failover.Timeline, 4)
+	det := &failover.ProbeDetector{Rules: rules, Sources: cl.Sources()}
+	m, err := failover.NewManager(failover.Config{Nodes: cl.Nodes(), Actions: acts,
+		AwaitServing: cl.AwaitServing, RecoverTimeout: 6 * time.Minute, ActionTimeout: 30 * time.Second,
+		OnTimeline: func(tl failover.Timeline) { timelines <- tl }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(rctx, det) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-ran:
+		case <-time.After(time.Minute):
+			t.Error("the manager did not stop in a minute")
+		}
+		m.Close()
+	})
+	// The detector's streams are open once a harmless event of each node
+	// reaches it (SIGUSR1 ends the guest's sleep; its loop starts another).
+	for _, n := range cl.Nodes() {
+		retryFor(t, "the detector to see "+n+"'s events", func() error {
+			before := det.Stats().Events
+			if err := cl.Inject(ctx, n, api.Injection{Kind: "signal", Comm: "sleep", Signal: 10}); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+			if det.Stats().Events == before {
+				return errNotYet
+			}
+			return nil
+		})
+	}
+	if s := m.Stats(); s.Verdicts != 0 {
+		t.Fatalf("verdicts before any failure: %+v", s)
+	}
+
+	// awaitTimeline waits (up to d) for the next complete failover.
+	awaitTimeline := func(t *testing.T, what string, d time.Duration) failover.Timeline {
+		t.Helper()
+		select {
+		case tl := <-timelines:
+			return tl
+		case <-time.After(d):
+			diagnose(t, cl)
+			t.Fatalf("no complete failover within %v of %s; stats %+v, status %+v", d, what, m.Stats(), m.Status())
+		}
+		return failover.Timeline{}
+	}
+
+	t.Run("oom fails over", func(t *testing.T) {
+		poll := startPoll(t, cl, "vm1")
+		hogged := time.Now()
+		// The hog grows for a while before the OOM: the driver's answer
+		// comes long before the fence.
+		retryFor(t, "start vm1's memory hog", func() error {
+			ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
+			defer icancel()
+			return cl.StartHog(ictx, "vm1")
+		})
+		tl := awaitTimeline(t, "the hog's start", 5*time.Minute)
+		pollUntil(t, cl, poll, "vm2", 30*time.Second)
+		o := poll.Stop()
+		t.Logf("hog started → OOM in the guest %v", time.Duration(tl.FailureNS-hogged.UnixNano()))
+		t.Logf("timeline %+v", tl)
+		t.Logf("client: %+v, outage %v", o, o.Duration())
+		if tl.Node != "vm1" || tl.To != "vm2" || tl.Err != "" || tl.Down {
+			t.Fatalf("want vm1 → vm2 without error: %+v", tl)
+		}
+		if tl.Kind != failover.VMFailure || tl.Cause.Rule != "oom" {
+			t.Errorf("want a VM failure by the oom rule: kind %v, cause %+v", tl.Kind, tl.Cause)
+		}
+		stagesInOrder(t, tl)
+		if tl.FailureNS < hogged.UnixNano() {
+			t.Errorf("failure time %d is before the hog was started (%d)", tl.FailureNS, hogged.UnixNano())
+		}
+		// The client's outage starts before the OOM: the guest slows
+		// down as the hog eats its last memory.
+		serves(t, ctx, cl, "vm2")
+
+		// The VMM fenced its guest on the oom event itself, before the
+		// manager's fence (which found it fenced and kept its reason).
+		f := acts.fencedStatus(t, "vm1", 0, time.Minute)
+		e := ruleFence(t, f, "oom")
+		t.Logf("vm1's vmm fenced itself on %s event of %s[%d], %v after the failure, took %v; the verdict came %v after the failure",
+			e.Probe, e.Comm, e.PID, time.Duration(f.st.FencedAtNS-tl.FailureNS), time.Duration(f.st.FenceTookNS),
+			time.Duration(tl.DetectedNS-tl.FailureNS))
+		if f.st.FencedAtNS > tl.DetectedNS {
+			t.Errorf("the VMM's own fence (%d) came after the detector's verdict (%d): the rule did not fence first",
+				f.st.FencedAtNS, tl.DetectedNS)
+		}
+
+		// The OOM is the hog's doing: none before it started. The VMM's
+		// rule fences on out_of_memory's entry, before the OOM killer
+		// picks a victim, so mark_oom_victim rarely comes; where it (or
+		// the verdict) names one, it is the hog (awk, oom_score_adj
+		// 1000), never httpd; and httpd is never killed.
+		if tl.Cause.Victim != "" && tl.Cause.Victim != "awk" {
+			t.Errorf("the verdict's OOM victim is %q; want the hog (awk): %+v", tl.Cause.Victim, tl.Cause)
+		}
+		if e.Probe == "oom_victim" && e.Comm != "awk" {
+			t.Errorf("the VMM fenced on %s chosen by the OOM killer; want the hog (awk)", e.Comm)
+		}
+		for _, e := range readEventsFile(t, f.events) {
+			switch {
+			case e.Class == "oom" && e.ReceivedNS < hogged.UnixNano():
+				t.Errorf("an OOM before the hog started: %+v", e)
+			case e.Class == "oom" && e.Probe == "oom_victim":
+				t.Logf("the OOM killer chose %s[%d]", e.Comm, e.PID)
+				if e.Comm != "awk" {
+					t.Errorf("the OOM killer chose %s[%d]; want the hog (awk): %+v", e.Comm, e.PID, e)
+				}
+			case e.Class == "oom":
+				t.Logf("out_of_memory: %s[%d] allocating", e.Comm, e.PID)
+			case e.Comm == "httpd" && e.Class == "signal" && e.Fields["sig"] == uint64(9),
+				e.Comm == "httpd" && e.Class == "exit" && e.Fields["signal"] != nil && e.Fields["signal"] != uint64(0):
+				t.Errorf("httpd was killed: %+v", e)
+			}
+		}
+		if s := m.Stats(); s.Failovers != 1 || s.Down != 0 {
+			t.Errorf("want exactly one failover: %+v", s)
+		}
+	})
+
+	t.Run("recovered node rejoins as standby", func(t *testing.T) {
+		from := time.Now()
+		for deadline := from.Add(6 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			if s, _ := m.State("vm1"); s == failover.Standby {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vm1 did not rejoin as a standby within 6 minutes: %+v, %+v", m.Status(), m.Stats())
+			}
+		}
+		t.Logf("vm1 rejoined %.1fs after the failover's end", time.Since(from).Seconds())
+		s := m.Stats()
+		if s.Recoveries < 1 || s.RecoveryFailures != 0 {
+			t.Errorf("want vm1's recovery counted, no failure: %+v", s)
+		}
+		if st := m.Status(); st.Active != "vm2" {
+			t.Fatalf("after vm1's recovery the active is %q, want vm2", st.Active)
+		}
+		if tls := m.Timelines(); len(tls) != 1 || tls[0].RecoveredNS <= tls[0].ServingNS {
+			t.Errorf("want vm1's failover to record its recovery after serving: %+v", tls)
+		}
+		// A fresh vmm: its own, running, with the fence rules armed again.
+		st, err := cl.MachineStatus(ctx, "vm1")
+		if err != nil || st.State != vmmpkg.StateRunning {
+			t.Fatalf("vm1's fresh vmm: %+v, %v; want running", st, err)
+		}
+		if by, err := cl.Client().Get(ctx, cl.Node("vm1").Addrs.Guest.Addr().String(), 5*time.Second); err != nil || by != "vm1" {
+			t.Fatalf("the recovered vm1 on its own address: %q, %v", by, err)
+		}
+		serves(t, ctx, cl, "vm2")
+	})
+
+	t.Run("panic fails back", func(t *testing.T) {
+		if st := m.Status(); st.Active != "vm2" || st.Nodes["vm1"] != failover.Standby {
+			t.Fatalf("needs vm2 active and vm1 standby: %+v", st)
+		}
+		// The recovered vm1's stream is open again (the detector
+		// reconnects to its fresh vmm), so a verdict about it would come.
+		retryFor(t, "the detector to see the recovered vm1's events", func() error {
+			before := det.Stats().Events
+			if err := cl.Inject(ctx, "vm1", api.Injection{Kind: "signal", Comm: "sleep", Signal: 10}); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+			if det.Stats().Events == before {
+				return errNotYet
+			}
+			return nil
+		})
+		poll := startPoll(t, cl, "vm2")
+		time.Sleep(200 * time.Millisecond)
+		panicked := time.Now()
+		// The fence may come before the driver's answer, and that never.
+		injected := make(chan error, 1)
+		go func() {
+			ictx, icancel := context.WithTimeout(ctx, 10*time.Second)
+			defer icancel()
+			injected <- cl.Inject(ictx, "vm2", api.Injection{Kind: "panic"})
+		}()
+		defer func() { t.Logf("inject panic: %v (an error: the fence beat the driver's answer)", <-injected) }()
+		tl := awaitTimeline(t, "the panic", time.Minute)
+		pollUntil(t, cl, poll, "vm1", 30*time.Second)
+		o := poll.Stop()
+		t.Logf("timeline %+v", tl)
+		t.Logf("client: %+v, outage %v", o, o.Duration())
+		if tl.Node != "vm2" || tl.To != "vm1" || tl.Err != "" || tl.Down {
+			t.Fatalf("want vm2 → vm1 without error: %+v", tl)
+		}
+		if tl.Kind != failover.VMFailure || tl.Cause.Rule != "panic" {
+			t.Errorf("want a VM failure by the panic rule: kind %v, cause %+v", tl.Kind, tl.Cause)
+		}
+		stagesInOrder(t, tl)
+		if tl.FailureNS < panicked.Add(-time.Second).UnixNano() {
+			t.Errorf("failure time %d is before the panic was injected (%d)", tl.FailureNS, panicked.UnixNano())
+		}
+		serves(t, ctx, cl, "vm1")
+		if o.Last != "vm1" || (o.Failed != 0 && o.FirstOKBy != "vm1") {
+			t.Errorf("the client saw last %q, first after the failure %q; want vm1: %+v", o.Last, o.FirstOKBy, o)
+		}
+		f := acts.fencedStatus(t, "vm2", 0, time.Minute)
+		e := ruleFence(t, f, "panic")
+		t.Logf("vm2's vmm fenced itself on the panic, %v after it, took %v", time.Duration(f.st.FencedAtNS-tl.FailureNS),
+			time.Duration(f.st.FenceTookNS))
+		if !strings.Contains(fmt.Sprint(e.Fields["message"]), "injected panic") {
+			t.Errorf("the fencing panic event is not the injected panic: %+v", e)
+		}
+		s := m.Stats()
+		if s.Failovers != 2 || s.Down != 0 {
+			t.Errorf("want two failovers (over and back), the service never down: %+v", s)
+		}
+		// No verdict ever came for a standby: vm2 while it stood by in
+		// the first failover, vm1 once it rejoined.
+		if s.StandbyFailures != 0 {
+			t.Errorf("verdicts for a healthy standby: %+v", s)
+		}
+	})
+}
