@@ -240,18 +240,7 @@ func TestFailoverRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(rctx, det) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-ran:
-		case <-time.After(time.Minute):
-			t.Error("the manager did not stop in a minute")
-		}
-		m.Close()
-	})
+	runManager(t, ctx, m, det)
 	// The detector's streams are open once a harmless event of each node
 	// reaches it (SIGUSR1 ends the guest's sleep; its loop starts another).
 	for _, n := range cl.Nodes() {

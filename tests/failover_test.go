@@ -69,6 +69,23 @@ func diagnose(t *testing.T, cl *vmmnode.Cluster) {
 	}
 }
 
+// runManager runs m on dets until the test ends, then stops it (within a
+// minute) and closes it.
+func runManager(t *testing.T, ctx context.Context, m *failover.Manager, dets ...failover.Detector) {
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(rctx, dets...) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-ran:
+		case <-time.After(time.Minute):
+			t.Error("the manager did not stop in a minute")
+		}
+		m.Close()
+	})
+}
+
 // errNotYet: what is awaited has not happened yet.
 var errNotYet = errors.New("not yet")
 
@@ -83,7 +100,9 @@ func signalTo(comm string, sig uint64) func(probe.Event) bool {
 // detector decides. An unwatched process killed and a harmless signal to
 // httpd cause no failover; httpd killed in the active fails the service
 // over to the standby, which then serves on the service address, and the
-// fenced node never answers again.
+// fenced node never answers again; a panic of the new active with no
+// standby left (the fenced node is never recovered here) reports the
+// service down and moves nothing.
 func TestFailover(t *testing.T) {
 	t.Parallel()
 	bin := need(t)
@@ -129,18 +148,7 @@ func TestFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(rctx, det) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case <-ran:
-		case <-time.After(time.Minute):
-			t.Error("the manager did not stop in a minute")
-		}
-		m.Close()
-	})
+	runManager(t, ctx, m, det)
 	// The detector's streams are open once a harmless event reaches it.
 	retryFor(t, "the detector to see vm1's events", func() error {
 		before := det.Stats().Events

@@ -18,7 +18,6 @@ import (
 
 	"github.com/tracevisor/tracevisor/failover"
 	"github.com/tracevisor/tracevisor/failover/vmmnode"
-	"github.com/tracevisor/tracevisor/internal/netns"
 )
 
 // benchOpts are `cluster bench`'s flags.
@@ -34,6 +33,7 @@ type benchOpts struct {
 	poll          time.Duration
 	reqTimeout    time.Duration
 	mem           string
+	report        string
 }
 
 const benchUsage = `Usage: cluster bench [flags]
@@ -46,7 +46,8 @@ two vmm guests with busybox httpd, each in a network namespace of its own
   cluster 1  decided by the heartbeat alone (HTTP to each node's httpd and
              the vmm's API, every --heartbeat, each check given one period
              to answer, the first miss decides); a tuned heartbeat
-             (--tuned) and the probes run beside it and only measure
+             (--tuned; a TCP connect to httpd, lighter on the guest than
+             a GET) and the probes run beside it and only measure
   cluster 2  decided by the probes (kprobes in the guest kernel; the vmm
              also fences by itself on the matching event) and the heartbeat
 
@@ -82,25 +83,29 @@ func bench(args []string) int {
 	fs.DurationVar(&o.never, "never", 30*time.Second, "a detector that has not detected the failure this long after it never does (—)")
 	fs.DurationVar(&o.oomWait, "oom-wait", 3*time.Minute, "how long the hog may take to drive the guest into OOM")
 	fs.DurationVar(&o.settle, "settle", 8*time.Minute, "how long a cluster may take to be protected again (a reboot) before the benchmark gives up")
-	fs.DurationVar(&o.poll, "poll", 100*time.Millisecond, "the client's request interval on the service address (each request forks in the guest: more load, more false heartbeat misses)")
+	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "the client's request interval on the service address (each request forks in the guest: more load, more false heartbeat misses)")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 2*time.Second, "each client request's timeout")
 	fs.StringVar(&o.mem, "mem", vmmnode.HogMem, "each guest's RAM (small: every page the hog faults in costs the emulating host milliseconds)")
+	fs.StringVar(&o.report, "report", "", "run nothing: print the tables and draw the plot again from a failover.csv this command wrote (false failovers from the journals in its nodes/ beside it)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
 		}
 		return 2
 	}
+	if o.report != "" {
+		if err := reportAgain(o, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "cluster bench: --report: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(os.Stderr, "cluster bench: %v\n", err)
 		return 2
 	}
-	if why := netns.Unusable(); why != "" {
-		fmt.Fprintf(os.Stderr, "cluster bench: cannot run here: %s.\nThe clusters need root for their network namespaces and tap links.\n", why)
-		return 1
-	}
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		fmt.Fprintf(os.Stderr, "cluster bench: /dev/kvm: %v\n", err)
+	if err := hostCanRun(); err != nil {
+		fmt.Fprintf(os.Stderr, "cluster bench: %v\n", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -207,36 +212,85 @@ loop:
 	falseFO := map[string]uint64{}
 	for _, b := range cs {
 		s := b.m.Stats()
-		var caused uint64
-		for _, r := range rs {
-			if r.Cluster == b.name && r.Timeline != nil {
-				caused++
-			}
-		}
-		if n := s.Failovers + s.Down; n > caused {
-			falseFO[b.name] = n - caused
-		}
-		falseFO[b.name] += s.StandbyFailures
+		falseFO[b.name] = falseFailovers(rs, b.name, s.Failovers+s.Down, s.StandbyFailures)
 	}
-	var tables bytes.Buffer
-	writeTables(&tables, o, rs, falseFO)
-	w.Write(tables.Bytes())
-	if err := os.WriteFile(filepath.Join(o.out, "tables.txt"), tables.Bytes(), 0o644); err != nil {
-		return err
-	}
-	csvPath, pngPath := filepath.Join(o.out, "failover.csv"), filepath.Join(o.out, "failover-cdf.png")
 	var buf bytes.Buffer
 	if err := writeCSV(&buf, o, rs); err != nil {
 		return err
 	}
-	if err := os.WriteFile(csvPath, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(o.out, "failover.csv"), buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := writeReport(o, w, rs, falseFO); err != nil {
+		return err
+	}
+	return runErr
+}
+
+// falseFailovers is how many of a cluster's failovers (and service-down
+// verdicts) and standby failures no run caused.
+func falseFailovers(rs []result, cluster string, failovers, standbyFailures uint64) uint64 {
+	var caused uint64
+	for _, r := range rs {
+		if r.Cluster == cluster && r.Timeline != nil {
+			caused++
+		}
+	}
+	var n uint64
+	if failovers > caused {
+		n = failovers - caused
+	}
+	return n + standbyFailures
+}
+
+// writeReport prints the tables and writes them and the plot into o.out.
+func writeReport(o benchOpts, w io.Writer, rs []result, falseFO map[string]uint64) error {
+	var tables bytes.Buffer
+	writeTables(&tables, o, rs, falseFO)
+	w.Write(tables.Bytes())
+	tablesPath, pngPath := filepath.Join(o.out, "tables.txt"), filepath.Join(o.out, "failover-cdf.png")
+	if err := os.WriteFile(tablesPath, tables.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if err := writePlot(pngPath, o, rs); err != nil {
 		return fmt.Errorf("the plot: %w", err)
 	}
-	fmt.Fprintf(w, "\nwrote %s, %s and %s\n", csvPath, filepath.Join(o.out, "tables.txt"), pngPath)
-	return runErr
+	fmt.Fprintf(w, "\nwrote %s, %s and %s\n", filepath.Join(o.out, "failover.csv"), tablesPath, pngPath)
+	return nil
+}
+
+// reportAgain is --report: the tables and the plot from a CSV, the false
+// failovers from the managers' journals beside it, written next to it.
+func reportAgain(o benchOpts, w io.Writer) error {
+	f, err := os.Open(o.report)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rs, err := readCSV(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.report, err)
+	}
+	o.out = filepath.Dir(o.report)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[r.Failure] = true
+	}
+	o.failures = nil
+	for _, fl := range []string{failSignal, failOOM} {
+		if seen[fl] {
+			o.failures = append(o.failures, fl)
+		}
+	}
+	falseFO := map[string]uint64{}
+	for _, c := range []string{"heartbeat", "probe"} {
+		failovers, standby, err := journalCounts(filepath.Join(o.out, "nodes", c, "journal.jsonl"))
+		if err != nil {
+			return err
+		}
+		falseFO[c] = falseFailovers(rs, c, failovers, standby)
+	}
+	return writeReport(o, w, rs, falseFO)
 }
 
 // describeRun is one line about a run in every cluster.

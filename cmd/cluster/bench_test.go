@@ -212,3 +212,40 @@ func (f fixedDetector) Run(ctx context.Context, out chan<- failover.Verdict) err
 	}
 	return nil
 }
+
+// TestReportFromCSV: the tables printed from the CSV (--report) are the
+// tables printed from the runs themselves.
+func TestReportFromCSV(t *testing.T) {
+	o := benchOptsForTest()
+	var c bytes.Buffer
+	if err := writeCSV(&c, o, sampleResults()); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readCSV(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got bytes.Buffer
+	writeTables(&want, o, sampleResults(), nil)
+	writeTables(&got, o, back, nil)
+	if want.String() != got.String() {
+		t.Errorf("tables from the CSV differ:\n%s\nfrom the runs:\n%s", got.String(), want.String())
+	}
+	if _, err := readCSV(strings.NewReader("a,b\n1,2\n")); err == nil {
+		t.Error("a CSV with another header was read")
+	}
+}
+
+// TestEarlyVerdict: a verdict before the failure (a heartbeat that timed
+// out while the hog filled memory) is not a detection, and is counted.
+func TestEarlyVerdict(t *testing.T) {
+	r := result{Failure: failOOM, Cluster: "heartbeat", FailureNS: 100, Detected: map[string]int64{"heartbeat-10s": 50}}
+	if _, ok := r.detection("heartbeat-10s"); ok || !r.early("heartbeat-10s") {
+		t.Errorf("a verdict before the failure: detection ok %v, early %v", ok, r.early("heartbeat-10s"))
+	}
+	var b bytes.Buffer
+	writeTables(&b, benchOptsForTest(), []result{r}, nil)
+	if !strings.Contains(b.String(), "heartbeat-10s: in 1 runs its verdict came before the failure") {
+		t.Errorf("tables do not count the early verdict:\n%s", b.String())
+	}
+}

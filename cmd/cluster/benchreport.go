@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tracevisor/tracevisor/failover"
 )
 
 // method is one row of the paper's tables: a detector in one cluster.
@@ -47,6 +53,18 @@ func detections(rs []result, failure string, m method) ([]time.Duration, int) {
 		}
 	}
 	return ds, runs
+}
+
+// countEarly counts failure's runs in which m's verdict came before the
+// failure.
+func countEarly(rs []result, failure string, m method) int {
+	n := 0
+	for _, r := range rs {
+		if r.Failure == failure && r.Cluster == m.cluster && r.early(m.detector) {
+			n++
+		}
+	}
+	return n
 }
 
 // outages returns the client-visible outages and failure → serving times
@@ -97,6 +115,11 @@ func writeTables(w io.Writer, o benchOpts, rs []result, falseFailovers map[strin
 			fmt.Fprintln(tw, row+"\t")
 		}
 		tw.Flush()
+		for _, m := range ms {
+			if n := countEarly(rs, f, m); n > 0 {
+				fmt.Fprintf(w, "  %s: in %d runs its verdict came before the failure (not counted as detected): the guest stopped answering within a check's time while the hog filled its memory\n", m.detector, n)
+			}
+		}
 		pr := sums[detProbe]
 		for _, m := range ms[:2] {
 			hb := sums[m.detector]
@@ -169,4 +192,97 @@ func writeCSV(w io.Writer, o benchOpts, rs []result) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// readCSV reads back what writeCSV wrote: the runs, as far as the tables
+// and the plot need them (`cluster bench --report`).
+func readCSV(rd io.Reader) ([]result, error) {
+	rows, err := csv.NewReader(rd).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 || strings.Join(rows[0], ",") != strings.Join(csvHeader, ",") {
+		return nil, fmt.Errorf("not a cluster bench CSV: want the header %s", strings.Join(csvHeader, ","))
+	}
+	col := map[string]int{}
+	for i, c := range csvHeader {
+		col[c] = i
+	}
+	byRun := map[string]*result{}
+	var order []string
+	for n, row := range rows[1:] {
+		if len(row) != len(csvHeader) {
+			return nil, fmt.Errorf("line %d: %d fields, want %d", n+2, len(row), len(csvHeader))
+		}
+		num := func(c string) int64 {
+			v, _ := strconv.ParseInt(row[col[c]], 10, 64)
+			return v
+		}
+		msAt := func(c string, from int64) int64 {
+			v, err := strconv.ParseFloat(row[col[c]], 64)
+			if err != nil || from == 0 {
+				return 0
+			}
+			return from + int64(v*1e6)
+		}
+		key := row[col["run"]] + "/" + row[col["failure"]] + "/" + row[col["cluster"]]
+		r := byRun[key]
+		if r == nil {
+			run, err := strconv.Atoi(row[col["run"]])
+			if err != nil {
+				return nil, fmt.Errorf("line %d: run %q", n+2, row[col["run"]])
+			}
+			g, _ := strconv.ParseUint(row[col["failure_guest_ns"]], 10, 64)
+			r = &result{Run: run, Failure: row[col["failure"]], Cluster: row[col["cluster"]], Node: row[col["node"]],
+				InjectNS: num("inject_ns"), FailureNS: num("failure_ns"), FailureGuestNS: g,
+				Detected: map[string]int64{}, Err: row[col["error"]]}
+			byRun[key] = r
+			order = append(order, key)
+		}
+		if d := num("detected_ns"); d != 0 {
+			r.Detected[row[col["detector"]]] = d
+		}
+		if to := row[col["failover_to"]]; to != "" && row[col["decides"]] == "true" {
+			r.Timeline = &failover.Timeline{To: to, FencedNS: msAt("fenced_ms", r.FailureNS),
+				MovedNS: msAt("moved_ms", r.FailureNS), ServingNS: msAt("serving_ms", r.FailureNS)}
+			r.Outage.Requests, _ = strconv.Atoi(row[col["requests"]])
+			r.Outage.Failed, _ = strconv.Atoi(row[col["failed_requests"]])
+			if v, err := strconv.ParseFloat(row[col["outage_ms"]], 64); err == nil {
+				r.Outage.FirstFailed = time.Unix(0, r.FailureNS)
+				r.Outage.FirstOK = r.Outage.FirstFailed.Add(time.Duration(v * 1e6))
+			}
+		}
+	}
+	rs := make([]result, 0, len(order))
+	for _, k := range order {
+		rs = append(rs, *byRun[k])
+	}
+	return rs, nil
+}
+
+// journalCounts counts, in a manager's journal, the failovers and
+// service-down entries, and the standbys that failed.
+func journalCounts(path string) (failovers, standbyFailures uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e struct {
+			From, To, Service, Cause string
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		switch {
+		case e.Service == "up" && strings.HasPrefix(e.Cause, "failover from "), e.Service == "down":
+			failovers++
+		case e.From == "standby" && e.To == "failed":
+			standbyFailures++
+		}
+	}
+	return failovers, standbyFailures, sc.Err()
 }

@@ -48,12 +48,8 @@ func demo(args []string) int {
 		}
 		return 2
 	}
-	if why := netns.Unusable(); why != "" {
-		fmt.Fprintf(os.Stderr, "cluster demo: cannot run here: %s.\nThe cluster needs root for its network namespace and tap links (make test and make demo run as root).\n", why)
-		return 1
-	}
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		fmt.Fprintf(os.Stderr, "cluster demo: /dev/kvm: %v\n", err)
+	if err := hostCanRun(); err != nil {
+		fmt.Fprintf(os.Stderr, "cluster demo: %v\n", err)
 		return 1
 	}
 	ctx, cancel := context.WithTimeoutCause(context.Background(), o.deadline, fmt.Errorf("the demo's %v deadline passed", o.deadline))
@@ -150,7 +146,7 @@ func runDemo(ctx context.Context, o demoOpts, w io.Writer) error {
 
 	// The probe streams are open once an event reaches the detector: a
 	// SIGUSR1 to the guest's sleep (unwatched; its loop starts another).
-	if err := waitFor(ctx, 30*time.Second, func() bool {
+	if err := waitUntil(ctx, 30*time.Second, func() bool {
 		before := det.Stats().Events
 		cl.Inject(ctx, "vm1", api.Injection{Kind: "signal", Comm: "sleep", Signal: 10})
 		time.Sleep(100 * time.Millisecond)
@@ -160,7 +156,7 @@ func runDemo(ctx context.Context, o demoOpts, w io.Writer) error {
 	}
 	poll := cl.Client().Poll(cl.Service().String(), o.poll, o.reqTimeout)
 	defer poll.Stop()
-	waitFor(ctx, time.Minute, func() bool { return poll.Outage().First != "" })
+	waitUntil(ctx, time.Minute, func() bool { return poll.Outage().First != "" })
 	if first := poll.Outage().First; first != "vm1" {
 		return fmt.Errorf("the client's first answer came from %q, not vm1: %+v", first, poll.Outage())
 	}
@@ -190,7 +186,7 @@ func runDemo(ctx context.Context, o demoOpts, w io.Writer) error {
 	}
 	// The client's request in flight at the kill is lost (its timeout
 	// ends it); the ones after reach the standby.
-	waitFor(ctx, time.Minute, func() bool { return poll.Outage().Last == tl.To })
+	waitUntil(ctx, time.Minute, func() bool { return poll.Outage().Last == tl.To })
 	out := poll.Stop()
 	// The failover's stages, in the order they happened on the host clock.
 	type line struct {
@@ -271,7 +267,7 @@ wait:
 
 	if o.recover {
 		fmt.Fprintf(w, "\nwaiting for vm1 to be rebooted and rejoin as the standby...\n")
-		if err := waitFor(ctx, 5*time.Minute, func() bool {
+		if err := waitUntil(ctx, 5*time.Minute, func() bool {
 			s, _ := m.State("vm1")
 			return s == failover.Standby
 		}); err != nil {
@@ -283,18 +279,14 @@ wait:
 	return nil
 }
 
-// waitFor calls ok every 100 ms until it says true, for up to d.
-func waitFor(ctx context.Context, d time.Duration, ok func() bool) error {
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %v", d)
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(100 * time.Millisecond):
-		}
+// hostCanRun says why this host cannot run a cluster: the namespaces and
+// tap links need root, the guests /dev/kvm.
+func hostCanRun() error {
+	if why := netns.Unusable(); why != "" {
+		return fmt.Errorf("cannot run here: %s.\nA cluster needs root for its network namespace and tap links (make test and make demo run as root)", why)
+	}
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		return fmt.Errorf("/dev/kvm: %w", err)
 	}
 	return nil
 }

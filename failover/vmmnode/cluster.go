@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -219,6 +220,20 @@ func (c *Cluster) HeartbeatTargets() []failover.Target {
 	for _, n := range c.order {
 		t = append(t,
 			failover.Target{Node: n.Name, Kind: failover.ServiceFailure, Check: c.client.HTTPCheck(n.Addrs.Guest.Addr().String())},
+			failover.Target{Node: n.Name, Kind: failover.VMFailure, Check: failover.VMMCheck(n.Sock)})
+	}
+	return t
+}
+
+// TCPHeartbeatTargets are HeartbeatTargets with a TCP connect to each
+// node's httpd instead of an HTTP request: for a heartbeat that polls
+// often, whose every HTTP request would cost a slow guest a fork of httpd
+// it waits for.
+func (c *Cluster) TCPHeartbeatTargets() []failover.Target {
+	var t []failover.Target
+	for _, n := range c.order {
+		t = append(t,
+			failover.Target{Node: n.Name, Kind: failover.ServiceFailure, Check: c.client.TCPCheck(net.JoinHostPort(n.Addrs.Guest.Addr().String(), "80"))},
 			failover.Target{Node: n.Name, Kind: failover.VMFailure, Check: failover.VMMCheck(n.Sock)})
 	}
 	return t

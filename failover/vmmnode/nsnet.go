@@ -109,3 +109,17 @@ func (c *Client) HTTPCheck(host string) failover.Checker {
 		return err
 	})
 }
+
+// TCPCheck is a heartbeat check of addr ("10.77.1.2:80"), made from the
+// namespace: it passes once the guest's kernel completed the handshake,
+// whatever the server does after. Lighter on a slow guest than HTTPCheck,
+// for a heartbeat that polls often.
+func (c *Client) TCPCheck(addr string) failover.Checker {
+	return failover.CheckFunc(func(ctx context.Context) error {
+		conn, err := c.dial(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("tcp check: %w", err)
+		}
+		return conn.Close()
+	})
+}

@@ -82,8 +82,15 @@ func (p *Poller) Reset() {
 	p.since, p.polls, p.skipped = time.Now(), nil, 0
 }
 
-// Poll starts polling host until Stop.
+// Poll starts polling host until Stop, at most MaxInFlight requests open.
 func (c *Client) Poll(host string, interval, timeout time.Duration) *Poller {
+	return c.PollN(host, interval, timeout, MaxInFlight)
+}
+
+// PollN is Poll with at most inFlight (at least 1) requests open: 1 loads
+// a slow guest least, at the price of an outage seen to within a request's
+// time rather than the interval.
+func (c *Client) PollN(host string, interval, timeout time.Duration, inFlight int) *Poller {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Poller{cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -92,7 +99,7 @@ func (c *Client) Poll(host string, interval, timeout time.Duration) *Poller {
 		defer wg.Wait()
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		slots := make(chan struct{}, MaxInFlight)
+		slots := make(chan struct{}, max(inFlight, 1))
 		for {
 			select {
 			case slots <- struct{}{}:

@@ -149,6 +149,9 @@ func TestClientDialsInsideTheNamespace(t *testing.T) {
 	if err := c.HTTPCheck(addr).Check(ctx); err != nil {
 		t.Errorf("HTTPCheck: %v", err)
 	}
+	if err := c.TCPCheck(addr).Check(ctx); err != nil {
+		t.Errorf("TCPCheck: %v", err)
+	}
 	if _, err := c.AwaitAnswer(ctx, addr, "vm7", 10*time.Millisecond, time.Second); err != nil {
 		t.Errorf("AwaitAnswer vm7: %v", err)
 	}
@@ -168,6 +171,9 @@ func TestClientDialsInsideTheNamespace(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the poller saw no failure in 10 s after the server closed: %+v", p.Stop())
 		}
+	}
+	if err := c.TCPCheck(addr).Check(ctx); err == nil {
+		t.Error("TCPCheck passes on a closed server")
 	}
 	o := p.Stop()
 	if o.First != "vm7" || o.Failed == 0 || o.FirstFailed.IsZero() || !o.FirstOK.IsZero() {
