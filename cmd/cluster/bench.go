@@ -46,8 +46,9 @@ two vmm guests with busybox httpd, each in a network namespace of its own
   cluster 1  decided by the heartbeat alone (HTTP to each node's httpd and
              the vmm's API, every --heartbeat, each check given one period
              to answer, the first miss decides); a tuned heartbeat
-             (--tuned; a TCP connect to httpd, lighter on the guest than
-             a GET) and the probes run beside it and only measure
+             (--tuned; a TCP connect to the active node's httpd, lighter on
+             the guest than a GET) and the probes run beside it and only
+             measure
   cluster 2  decided by the probes (kprobes in the guest kernel; the vmm
              also fences by itself on the matching event) and the heartbeat
 
@@ -84,7 +85,7 @@ func bench(args []string) int {
 	fs.DurationVar(&o.oomWait, "oom-wait", 3*time.Minute, "how long the hog may take to drive the guest into OOM")
 	fs.DurationVar(&o.settle, "settle", 8*time.Minute, "how long a cluster may take to be protected again (a reboot) before the benchmark gives up")
 	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "the client's request interval on the service address (each request forks in the guest: more load, more false heartbeat misses)")
-	fs.DurationVar(&o.reqTimeout, "request-timeout", 2*time.Second, "each client request's timeout")
+	fs.DurationVar(&o.reqTimeout, "request-timeout", 5*time.Second, "each client request's timeout (a guest on a loaded emulating host takes seconds)")
 	fs.StringVar(&o.mem, "mem", vmmnode.HogMem, "each guest's RAM (small: every page the hog faults in costs the emulating host milliseconds)")
 	fs.StringVar(&o.report, "report", "", "run nothing: print the tables and draw the plot again from a failover.csv this command wrote (false failovers from the journals in its nodes/ beside it)")
 	if err := fs.Parse(args); err != nil {
