@@ -160,17 +160,7 @@ func isWord(s string) bool {
 // Start boots every node at once, waits until each one's httpd answers on
 // its own address, and gives the service address to the first node.
 func (c *Cluster) Start(ctx context.Context) error {
-	errs := make([]error, len(c.order))
-	var wg sync.WaitGroup
-	for i, n := range c.order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = n.boot(ctx)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := c.eachNode(func(n *Node) error { return n.boot(ctx) }); err != nil {
 		return err
 	}
 	return c.MoveAddress(ctx, c.order[0].Name)
@@ -334,19 +324,25 @@ func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout+killWait)
 		defer cancel()
-		errs := make([]error, len(c.order))
-		var wg sync.WaitGroup
-		for i, n := range c.order {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = n.stop(ctx, "cluster closed")
-			}()
-		}
-		wg.Wait()
-		c.closeErr = errors.Join(append(errs, c.ns.Close(), c.nsName.Delete())...)
+		stopped := c.eachNode(func(n *Node) error { return n.stop(ctx, "cluster closed") })
+		c.closeErr = errors.Join(stopped, c.ns.Close(), c.nsName.Delete())
 	})
 	return c.closeErr
+}
+
+// eachNode runs fn for every node at once and joins their errors.
+func (c *Cluster) eachNode(fn func(*Node) error) error {
+	errs := make([]error, len(c.order))
+	var wg sync.WaitGroup
+	for i, n := range c.order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 var _ failover.Actions = (*Cluster)(nil)
