@@ -237,6 +237,7 @@ func (c *call) await(ctx context.Context) (answer, error) {
 		return c.result(a)
 	case <-ctx.Done():
 	case <-h.done:
+	case <-h.stopped:
 	}
 	h.mu.Lock()
 	select {
@@ -252,6 +253,11 @@ func (c *call) await(ctx context.Context) (answer, error) {
 	h.mu.Unlock()
 	if closed {
 		return answer{}, ErrClosed
+	}
+	select {
+	case <-h.stopped:
+		return answer{}, fmt.Errorf("probe: %s: %w", r.op, ErrGuestStopped)
+	default:
 	}
 	return answer{}, fmt.Errorf("probe: %s: no answer from the guest driver: %w", r.op, ctx.Err())
 }

@@ -13,6 +13,11 @@ import (
 // ErrClosed is returned by calls on a closed Host.
 var ErrClosed = errors.New("probe: host closed")
 
+// ErrGuestStopped is returned by calls that need the guest's driver once
+// the guest will never run again (GuestStopped: it was fenced): no answer
+// can come.
+var ErrGuestStopped = errors.New("probe: the guest was fenced: its driver will never answer")
+
 // GuestError is a command the guest's driver refused, with its errno. Its
 // message says what the errno means for that command (the guest driver's
 // and the kernel's reasons, guest-kernel/probe/*.c), not the errno's libc

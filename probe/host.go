@@ -42,9 +42,11 @@ type Host struct {
 	log   *ratelog.Logger // what the guest can cause is rate-limited
 	now   func() int64
 
-	inbox chan inbound
-	done  chan struct{}
-	drops atomic.Uint64
+	inbox   chan inbound
+	done    chan struct{}
+	stopped chan struct{} // closed by GuestStopped
+	stopOne sync.Once
+	drops   atomic.Uint64
 
 	mu     sync.Mutex
 	seq    uint32
@@ -84,13 +86,14 @@ type HostStats struct {
 func NewHost(tr Transport, clock Clock, log io.Writer) *Host {
 	h := &Host{
 		tr: tr, clock: clock, log: ratelog.Default(log),
-		now:   func() int64 { return time.Now().UnixNano() },
-		inbox: make(chan inbound, inboxSize),
-		done:  make(chan struct{}),
-		reg:   newRegistry(),
-		reqs:  pendingTable{},
-		ready: make(chan struct{}),
-		subs:  map[*Subscription]struct{}{},
+		now:     func() int64 { return time.Now().UnixNano() },
+		inbox:   make(chan inbound, inboxSize),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		reg:     newRegistry(),
+		reqs:    pendingTable{},
+		ready:   make(chan struct{}),
+		subs:    map[*Subscription]struct{}{},
 	}
 	go h.loop()
 	return h
@@ -110,6 +113,14 @@ func (h *Host) Close() {
 		delete(h.subs, s)
 	}
 	h.mu.Unlock()
+}
+
+// GuestStopped tells the host the guest will never run again (the VMM
+// fenced it): every call awaiting the driver's answer fails now with
+// ErrGuestStopped, and so does every later one, instead of waiting out its
+// deadline. Events already received are still decoded and published.
+func (h *Host) GuestStopped() {
+	h.stopOne.Do(func() { close(h.stopped) })
 }
 
 // Receive takes one guest message with the time the VMM received it. It is

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracevisor/tracevisor/internal/testenv"
 	. "github.com/tracevisor/tracevisor/probe"
 	"github.com/tracevisor/tracevisor/probe/probetest"
 	"github.com/tracevisor/tracevisor/wire"
@@ -228,5 +229,34 @@ func TestRearmWhenTheDriverStartsAgain(t *testing.T) {
 	}
 	if len(list) != 1 || list[0].ID != keep || list[0].State != "armed" {
 		t.Errorf("after re-arming, list %+v", list)
+	}
+}
+
+// A call waiting on a guest that gets fenced fails at once, and so does a
+// later one, instead of waiting out its deadline.
+func TestGuestStoppedEndsWaits(t *testing.T) {
+	g := probetest.New(t)
+	h := g.Host
+	g.Silence() // the guest never answers
+	errc := make(chan error, 1)
+	go func() {
+		errc <- h.Inject(context.Background(), Injection{Kind: wire.InjectSignal, Comm: "httpd", Signal: 9})
+	}()
+	testenv.WaitFor(t, 5*time.Second, "the inject to be outstanding", func() bool { return h.Stats().Outstanding == 1 })
+	h.GuestStopped()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrGuestStopped) {
+			t.Fatalf("inject after the fence: %v, want ErrGuestStopped", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the inject still waits after the guest was fenced")
+	}
+	start := time.Now()
+	if _, err := h.List(context.Background()); !errors.Is(err, ErrGuestStopped) || time.Since(start) > time.Second {
+		t.Errorf("a list after the fence: %v after %v", err, time.Since(start))
+	}
+	if st := h.Stats(); st.Outstanding != 0 {
+		t.Errorf("%d calls still outstanding", st.Outstanding)
 	}
 }

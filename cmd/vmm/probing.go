@@ -73,7 +73,13 @@ func (p *probing) device() vmm.VirtioDevice {
 // rules, queues the boot probes (the guest driver arms them before user
 // space starts), and opens the events file and the API socket.
 func (p *probing) start(m *vmm.Machine, apiPath string, fenceOn []api.FenceRule) error {
-	return p.startHost(m.GuestClock(), api.NewControl(m), apiPath, fenceOn)
+	if err := p.startHost(m.GuestClock(), api.NewControl(m), apiPath, fenceOn); err != nil {
+		return err
+	}
+	// A fenced guest never answers: calls waiting on it (an inject
+	// racing the fence it caused, a list) fail at once.
+	m.OnFence(p.host.GuestStopped)
+	return nil
 }
 
 // startHost is start's work, on the machine's guest clock, with the
