@@ -46,10 +46,13 @@ func TestGuestCommands(t *testing.T) {
 	n, _ := NodeAddrs(1)
 	got := n.GuestCommands(DefaultService)
 	for _, want := range []string{"ip link set lo up", "ip addr replace 10.77.0.100/32 dev lo",
-		"ip addr replace 10.77.2.2/24 dev eth0", "ip link set eth0 up"} {
+		"ip addr replace 10.77.2.2/24 dev eth0", "ip link set eth0 up", "ip route replace default via 10.77.2.1"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("GuestCommands = %q, lacks %q", got, want)
 		}
+	}
+	if got := n.GuestCommands(netip.Addr{}); strings.Contains(got, "dev lo") || !strings.Contains(got, "dev eth0") {
+		t.Errorf("GuestCommands(no service) = %q, want eth0 set up and nothing on lo", got)
 	}
 }
 

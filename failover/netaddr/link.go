@@ -42,11 +42,18 @@ func NodeAddrs(i int) (Node, error) {
 }
 
 // GuestCommands is the shell line (busybox ip) a node's guest runs to
-// hold service on its loopback and n.Guest on eth0. Running it again
-// changes nothing (addr replace), so a guest may retry it.
+// hold service on its loopback (none when service is the zero Addr: a
+// node that DNATs the service address to n.Guest) and n.Guest on eth0,
+// with n.Host as its default route (clients off the link, behind a node
+// that forwards, are reached through it). Running it again changes
+// nothing (replace), so a guest may retry it.
 func (n Node) GuestCommands(service netip.Addr) string {
-	return fmt.Sprintf("ip link set lo up && ip addr replace %s/%d dev lo && ip addr replace %s dev eth0 && ip link set eth0 up",
-		service, service.BitLen(), n.Guest)
+	lo := "ip link set lo up"
+	if service.IsValid() {
+		lo += fmt.Sprintf(" && ip addr replace %s/%d dev lo", service, service.BitLen())
+	}
+	return fmt.Sprintf("%s && ip addr replace %s dev eth0 && ip link set eth0 up && ip route replace default via %s",
+		lo, n.Guest, n.Host.Addr())
 }
 
 // linkPoll is how often SetupLink looks for a link that is not there yet.
