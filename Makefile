@@ -12,13 +12,18 @@
 #   make bench-failover  the seed paper's Tables 1-2: N runs (default 100) of a killed
 #                     httpd and of an OOM in two clusters (10 s heartbeat vs probes);
 #                     CSV, tables and CDF plot in build/bench-failover (root, /dev/kvm)
-#   make guest-kernel / initramfs / vmm   the pieces
+#   make bench-pacemaker  the same through a real two-node Pacemaker + Corosync
+#                     cluster (namespaces): its 10 s monitor vs the fast path, and
+#                     a lost node; N runs (default 10) (root, /dev/kvm, pacemaker)
+#   make install-pcmk install the vmm, the guest and tvpcmk as ocf:tracevisor:vm
+#                     and stonith:fence_tracevisor (root)
+#   make guest-kernel / initramfs / vmm / cluster / tvpcmk   the pieces
 
 BUILD ?= build
 GO ?= go
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm cluster demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-failover clean
+.PHONY: all vmm cluster tvpcmk install-pcmk demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-failover bench-pacemaker clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
@@ -26,11 +31,32 @@ FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest ./virtio/net
 	./wire:FuzzDecode ./probe:FuzzParseSpec
 FUZZTIME ?= 10s
 
-all: vmm cluster guest-kernel initramfs $(BUILD)/hostile
+all: vmm cluster tvpcmk guest-kernel initramfs $(BUILD)/hostile
 
 vmm: $(BUILD)/vmm
 
 cluster: $(BUILD)/cluster
+
+tvpcmk: $(BUILD)/tvpcmk
+
+$(BUILD)/tvpcmk: $(shell find . -path ./build -prune -o -name "*.go" -not -name "*_test.go" -print) go.mod go.sum
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-s -o $@ ./cmd/tvpcmk
+
+# Pacemaker integration: the vmm, the guest kernel, the initramfs and
+# tvpcmk into PCMK_LIB; tvpcmk linked as the OCF agent ocf:tracevisor:vm
+# and as the stonith agent fence_tracevisor (root).
+PCMK_LIB ?= /usr/local/lib/tracevisor
+OCF_ROOT ?= /usr/lib/ocf
+install-pcmk: all
+	install -D -m 0755 $(BUILD)/vmm $(PCMK_LIB)/vmm
+	install -D -m 0755 $(BUILD)/tvpcmk $(PCMK_LIB)/tvpcmk
+	install -D -m 0644 $(BUILD)/guest-kernel/vmlinux $(PCMK_LIB)/guest-kernel/vmlinux
+	install -D -m 0644 $(BUILD)/initramfs.cpio $(PCMK_LIB)/initramfs.cpio
+	install -d $(OCF_ROOT)/resource.d/tracevisor
+	ln -sf $(PCMK_LIB)/tvpcmk $(OCF_ROOT)/resource.d/tracevisor/vm
+	ln -sf $(PCMK_LIB)/tvpcmk /usr/sbin/fence_tracevisor
+	@echo "installed: ocf:tracevisor:vm ($(OCF_ROOT)/resource.d/tracevisor/vm), stonith:fence_tracevisor (/usr/sbin/fence_tracevisor)"
 
 $(BUILD)/cluster: $(shell find . -path ./build -prune -o -name "*.go" -not -name "*_test.go" -print) go.mod go.sum
 	@mkdir -p $(BUILD)
@@ -87,6 +113,9 @@ bench-virtio: all
 
 bench-probe: all
 	$(GO) run ./cmd/bench probe -n $(or $(HITS),1000)
+
+bench-pacemaker: all
+	$(BUILD)/cluster bench-pacemaker --vmm $(BUILD)/vmm -n $(or $(N),10) --out $(BUILD)/bench-pacemaker
 
 bench-failover: all
 	$(BUILD)/cluster bench --vmm $(BUILD)/vmm -n $(or $(N),100) --out $(BUILD)/bench-failover

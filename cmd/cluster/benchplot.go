@@ -26,39 +26,70 @@ var methodColors = []color.Color{
 // detected by then, so a method that missed runs never reaches 1 and one
 // that detected nothing has no line (its legend says 0/N).
 func writePlot(path string, o benchOpts, rs []result) error {
-	var plots []*plot.Plot
+	var panels []cdfPanel
 	for _, f := range o.failures {
+		p := cdfPanel{title: tableTitles[f], xLabel: "detection time after the failure in the guest (ms, log scale)", empty: o.never}
+		for _, m := range methods(o) {
+			ds, runs := detections(rs, f, m)
+			p.series = append(p.series, cdfSeries{name: m.name, ds: ds, runs: runs})
+		}
+		panels = append(panels, p)
+	}
+	return writeCDFs(path, panels)
+}
+
+// cdfPanel is one plot of writeCDFs: a CDF per series.
+type cdfPanel struct {
+	title, xLabel string
+	series        []cdfSeries
+	empty         time.Duration // the x axis's end when no series has a point
+}
+
+// cdfSeries is one line: ds out of runs runs.
+type cdfSeries struct {
+	name string
+	ds   []time.Duration
+	runs int
+}
+
+// writeCDFs draws the panels side by side as a PNG at path: every series
+// a step line on a log time axis (ms), its y the fraction of all runs by
+// then, in methodColors' order.
+func writeCDFs(path string, panels []cdfPanel) error {
+	var plots []*plot.Plot
+	for _, pn := range panels {
 		p := plot.New()
-		p.Title.Text = tableTitles[f]
-		p.X.Label.Text = "detection time after the failure in the guest (ms, log scale)"
-		p.Y.Label.Text = "fraction of runs detected"
+		p.Title.Text = pn.title
+		p.X.Label.Text = pn.xLabel
+		p.Y.Label.Text = "fraction of runs"
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Y.Min, p.Y.Max = 0, 1.02
 		p.Legend.Top, p.Legend.Left = true, true
 		p.Add(plotter.NewGrid())
 		lo, hi := 0.0, 0.0
-		for i, m := range methods(o) {
-			ds, runs := detections(rs, f, m)
-			label := fmt.Sprintf("%s: %d/%d", m.name, len(ds), runs)
-			if len(ds) == 0 || runs == 0 {
-				// Nothing to draw: the legend still says it never detected.
-				p.Legend.Add(label+" (never)", &plotter.Line{LineStyle: draw.LineStyle{Color: methodColors[i], Width: vg.Points(2), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}})
+		for i, sr := range pn.series {
+			c := methodColors[i%len(methodColors)]
+			label := fmt.Sprintf("%s: %d/%d", sr.name, len(sr.ds), sr.runs)
+			if len(sr.ds) == 0 || sr.runs == 0 {
+				// Nothing to draw: the legend still says it never happened.
+				p.Legend.Add(label+" (never)", &plotter.Line{LineStyle: draw.LineStyle{Color: c, Width: vg.Points(2), Dashes: []vg.Length{vg.Points(2), vg.Points(2)}}})
 				continue
 			}
+			ds := slices.Clone(sr.ds)
 			slices.Sort(ds)
 			pts := make(plotter.XYs, 0, len(ds)+1)
 			first := msOf(ds[0])
 			pts = append(pts, plotter.XY{X: first, Y: 0})
 			for k, d := range ds {
-				pts = append(pts, plotter.XY{X: msOf(d), Y: float64(k+1) / float64(runs)})
+				pts = append(pts, plotter.XY{X: msOf(d), Y: float64(k+1) / float64(sr.runs)})
 			}
 			l, err := plotter.NewLine(pts)
 			if err != nil {
 				return err
 			}
 			l.StepStyle = plotter.PostStep
-			l.Color, l.Width = methodColors[i], vg.Points(2)
+			l.Color, l.Width = c, vg.Points(2)
 			p.Add(l)
 			p.Legend.Add(label, l)
 			if lo == 0 || first < lo {
@@ -69,7 +100,7 @@ func writePlot(path string, o benchOpts, rs []result) error {
 		if lo > 0 {
 			p.X.Min, p.X.Max = lo/2, max(hi*2, lo*10)
 		} else {
-			p.X.Min, p.X.Max = 0.1, float64(o.never/time.Millisecond)
+			p.X.Min, p.X.Max = 0.1, max(float64(pn.empty/time.Millisecond), 1)
 		}
 		plots = append(plots, p)
 	}

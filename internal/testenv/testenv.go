@@ -19,14 +19,15 @@ import (
 
 // Capabilities a test may need from the host.
 const (
-	KVM     = "kvm"     // /dev/kvm usable
-	Root    = "root"    // running as root
-	TUN     = "tun"     // /dev/net/tun and the right to make a tap
-	Netns   = "netns"   // network namespaces (ip netns) usable
-	GCC     = "gcc"     // a C compiler
-	Headers = "headers" // Debian linux-headers-*-amd64 for out-of-tree modules
-	Cpio    = "cpio"    // GNU cpio
-	Build   = "build"   // the project's guest kernel and initramfs (make all)
+	KVM       = "kvm"       // /dev/kvm usable
+	Root      = "root"      // running as root
+	TUN       = "tun"       // /dev/net/tun and the right to make a tap
+	Netns     = "netns"     // network namespaces (ip netns) usable
+	GCC       = "gcc"       // a C compiler
+	Headers   = "headers"   // Debian linux-headers-*-amd64 for out-of-tree modules
+	Cpio      = "cpio"      // GNU cpio
+	Build     = "build"     // the project's guest kernel and initramfs (make all)
+	Pacemaker = "pacemaker" // pacemaker, corosync, crmsh and fence-agents installed
 )
 
 // Env variables read by this package.

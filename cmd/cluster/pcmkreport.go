@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+var pcmkTitles = map[string]string{
+	failSignal: "Table 1 through Pacemaker: httpd killed by SIGKILL",
+	failOOM:    "Table 2 through Pacemaker: OOM (the OOM killer takes the hog)",
+	failNode:   "Node loss: the node holding cluster 2 promoted killed whole",
+}
+
+var pcmkMethods = []struct{ method, name string }{
+	{"monitor", "monitor 10 s (vm1)"},
+	{"fast-path", "fast path (vm2)"},
+}
+
+// pcmkSeries returns one method's durations (knew or recovered) for a
+// failure and its run count.
+func pcmkSeries(rs []pcmkResult, failure, method string, of func(pcmkResult) (time.Duration, bool)) ([]time.Duration, int) {
+	var ds []time.Duration
+	runs := 0
+	for _, r := range rs {
+		if r.Failure != failure || r.Method != method {
+			continue
+		}
+		runs++
+		if d, ok := of(r); ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds, runs
+}
+
+func fmtSummary(s summary) string {
+	if s.N == 0 {
+		return fmt.Sprintf("%d/%d  %9s %9s %9s %9s", s.N, s.Runs, "—", "—", "—", "—")
+	}
+	return fmt.Sprintf("%d/%d  %9s %9s %9s %9s", s.N, s.Runs, fmtDur(s.Mean), fmtDur(s.P50), fmtDur(s.P99), fmtDur(s.Max))
+}
+
+// writePcmkTables prints one table per failure.
+func writePcmkTables(w io.Writer, o pcmkOpts, rs []pcmkResult) {
+	for _, f := range o.failures {
+		fmt.Fprintf(w, "\n%s (—: not within %v)\n", pcmkTitles[f], o.within)
+		fmt.Fprintf(w, "%-20s %-44s %-44s %s\n", "method", "Pacemaker told: k/N mean p50 p99 max", "standby serving: k/N mean p50 p99 max", "client outage mean")
+		back := map[string]summary{}
+		for _, m := range pcmkMethods {
+			knew, runs := pcmkSeries(rs, f, m.method, pcmkResult.knew)
+			rec, _ := pcmkSeries(rs, f, m.method, pcmkResult.recovered)
+			if runs == 0 {
+				continue
+			}
+			var outs []time.Duration
+			one, onceStarted := 0, 0
+			for _, r := range rs {
+				if r.Failure == f && r.Method == m.method {
+					if d := r.Outage.Duration(); d > 0 {
+						outs = append(outs, d)
+					}
+					if r.FailCount == 1 {
+						one++
+					}
+					if r.Starts == 1 {
+						onceStarted++
+					}
+				}
+			}
+			back[m.method] = summarize(rec, runs)
+			out := "—"
+			if s := summarize(outs, runs); s.N > 0 {
+				out = fmtDur(s.Mean)
+			}
+			fmt.Fprintf(w, "%-20s %-44s %-44s %s\n", m.name, fmtSummary(summarize(knew, runs)), fmtSummary(back[m.method]), out)
+			if f != failNode {
+				fmt.Fprintf(w, "%-20s fail-count +1 per failure: %d/%d; one start of the failed VM per failure: %d/%d\n", "", one, runs, onceStarted, runs)
+			}
+		}
+		if mon, fast := back["monitor"], back["fast-path"]; mon.N > 0 && fast.N > 0 {
+			fmt.Fprintf(w, "standby serving, monitor / fast path: mean %s, p99 %s (target ≥ 10×)\n", ratio(mon.Mean, fast.Mean), ratio(mon.P99, fast.P99))
+		}
+	}
+}
+
+var pcmkCSVHeader = []string{"run", "failure", "cluster", "method", "node", "inject_ns", "failure_ns", "knew_ns", "served_ns",
+	"knew_ms", "recovered_ms", "outage_ms", "failed_requests", "failcount_delta", "starts", "error"}
+
+// writePcmkCSV writes one row per run and cluster.
+func writePcmkCSV(w io.Writer, rs []pcmkResult) error {
+	cw := csv.NewWriter(w)
+	cw.Write(pcmkCSVHeader)
+	ms := func(d time.Duration, ok bool) string {
+		if !ok {
+			return ""
+		}
+		return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64)
+	}
+	for _, r := range rs {
+		cw.Write([]string{strconv.Itoa(r.Run), r.Failure, r.Cluster, r.Method, r.Node,
+			strconv.FormatInt(r.InjectNS, 10), strconv.FormatInt(r.FailureNS, 10), strconv.FormatInt(r.KnewNS, 10), strconv.FormatInt(r.ServedNS, 10),
+			ms(r.knew()), ms(r.recovered()), ms(r.Outage.Duration(), r.Outage.Duration() > 0), strconv.Itoa(r.Outage.Failed),
+			strconv.Itoa(r.FailCount), strconv.Itoa(r.Starts), r.Err})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// pcmkPanels are the plot's panels: failure → standby serving, one CDF
+// per method, a panel per failure.
+func pcmkPanels(o pcmkOpts, rs []pcmkResult) []cdfPanel {
+	var panels []cdfPanel
+	for _, f := range o.failures {
+		p := cdfPanel{title: pcmkTitles[f], xLabel: "failure → standby serving (ms, log scale)", empty: o.within}
+		for _, m := range pcmkMethods {
+			ds, runs := pcmkSeries(rs, f, m.method, pcmkResult.recovered)
+			if runs > 0 {
+				p.series = append(p.series, cdfSeries{name: m.name, ds: ds, runs: runs})
+			}
+		}
+		panels = append(panels, p)
+	}
+	return panels
+}
