@@ -123,27 +123,13 @@ func (o *benchOpts) check() error {
 	if o.n < 1 || o.n > 10000 {
 		return fmt.Errorf("-n %d: want 1 to 10000 runs", o.n)
 	}
-	if len(o.failures) == 0 {
-		return fmt.Errorf("--failures: name at least one of %s, %s", failSignal, failOOM)
+	if err := checkFailures(o.failures, failSignal, failOOM); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for _, f := range o.failures {
-		if f != failSignal && f != failOOM {
-			return fmt.Errorf("--failures: unknown failure %q: want %s or %s", f, failSignal, failOOM)
-		}
-		if seen[f] {
-			return fmt.Errorf("--failures: %s named twice", f)
-		}
-		seen[f] = true
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"--heartbeat", o.period}, {"--tuned", o.tuned}, {"--never", o.never}, {"--oom-wait", o.oomWait},
-		{"--settle", o.settle}, {"--poll", o.poll}, {"--request-timeout", o.reqTimeout}} {
-		if d.v <= 0 {
-			return fmt.Errorf("%s %v: want a positive duration", d.name, d.v)
-		}
+	if err := checkPositive(durationFlag{"--heartbeat", o.period}, durationFlag{"--tuned", o.tuned},
+		durationFlag{"--never", o.never}, durationFlag{"--oom-wait", o.oomWait}, durationFlag{"--settle", o.settle},
+		durationFlag{"--poll", o.poll}, durationFlag{"--request-timeout", o.reqTimeout}); err != nil {
+		return err
 	}
 	if o.tuned == o.period {
 		return fmt.Errorf("--tuned %v is the --heartbeat period: the tuned heartbeat must differ", o.tuned)

@@ -115,26 +115,12 @@ func (o *pcmkOpts) check() error {
 	if o.n < 1 || o.n > 1000 {
 		return fmt.Errorf("-n %d: want 1 to 1000 runs", o.n)
 	}
-	if len(o.failures) == 0 {
-		return fmt.Errorf("--failures: name at least one of %s, %s, %s", failSignal, failOOM, failNode)
+	if err := checkFailures(o.failures, failSignal, failOOM, failNode); err != nil {
+		return err
 	}
-	seen := map[string]bool{}
-	for _, f := range o.failures {
-		if f != failSignal && f != failOOM && f != failNode {
-			return fmt.Errorf("--failures: unknown failure %q: want %s, %s or %s", f, failSignal, failOOM, failNode)
-		}
-		if seen[f] {
-			return fmt.Errorf("--failures: %s named twice", f)
-		}
-		seen[f] = true
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"--within", o.within}, {"--settle", o.settle}, {"--poll", o.poll}, {"--request-timeout", o.reqTimeout}} {
-		if d.v <= 0 {
-			return fmt.Errorf("%s %v: want a positive duration", d.name, d.v)
-		}
+	if err := checkPositive(durationFlag{"--within", o.within}, durationFlag{"--settle", o.settle},
+		durationFlag{"--poll", o.poll}, durationFlag{"--request-timeout", o.reqTimeout}); err != nil {
+		return err
 	}
 	for _, f := range []struct{ flag, path string }{{"--vmm", o.vmm}, {"--tvpcmk", o.tvpcmk}} {
 		if _, err := os.Stat(f.path); err != nil {

@@ -41,9 +41,9 @@ func (n *Namespace) DNAT(service, guest netip.Addr) error {
 	if err := n.forwarding(); err != nil {
 		return err
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.fd)))
+	c, err := n.nft()
 	if err != nil {
-		return fmt.Errorf("netaddr: nftables in namespace %s: %w", n.name, err)
+		return err
 	}
 	defer c.CloseLasting()
 	if err := dropTable(c, DNATTable(service)); err != nil {
@@ -71,9 +71,9 @@ func (n *Namespace) DNAT(service, guest netip.Addr) error {
 // RemoveDNAT removes what DNAT made for service; nothing to remove is no
 // error.
 func (n *Namespace) RemoveDNAT(service netip.Addr) error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.fd)))
+	c, err := n.nft()
 	if err != nil {
-		return fmt.Errorf("netaddr: nftables in namespace %s: %w", n.name, err)
+		return err
 	}
 	defer c.CloseLasting()
 	if err := dropTable(c, DNATTable(service)); err != nil {
@@ -85,9 +85,9 @@ func (n *Namespace) RemoveDNAT(service netip.Addr) error {
 // DNATTarget returns where the namespace's DNAT for service points, or
 // ok false when it has none.
 func (n *Namespace) DNATTarget(service netip.Addr) (netip.Addr, bool, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(n.fd)))
+	c, err := n.nft()
 	if err != nil {
-		return netip.Addr{}, false, fmt.Errorf("netaddr: nftables in namespace %s: %w", n.name, err)
+		return netip.Addr{}, false, err
 	}
 	defer c.CloseLasting()
 	t, err := c.ListTableOfFamily(DNATTable(service), nftables.TableFamilyIPv4)
@@ -153,4 +153,13 @@ func (n *Namespace) forwarding() error {
 		}
 		return nil
 	})
+}
+
+// nft opens an nftables connection into the namespace.
+func (n *Namespace) nft() (*nftables.Conn, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(n.fd)))
+	if err != nil {
+		return nil, fmt.Errorf("netaddr: nftables in namespace %s: %w", n.name, err)
+	}
+	return c, nil
 }

@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,7 +134,7 @@ func New(ctx context.Context, cfg Config) (_ *Lab, err error) {
 		}
 	}()
 	for i, name := range cfg.Nodes {
-		if !isWord(name) || len(name) > 16 {
+		if !nodeName.MatchString(name) {
 			return nil, fmt.Errorf("pcmklab: node name %q: want 1 to 16 letters, digits, - or _", name)
 		}
 		if l.byName[name] != nil {
@@ -245,17 +246,8 @@ func (l *Lab) Close() error {
 	return errors.Join(errs...)
 }
 
-func isWord(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// nodeName is what a node may be called: it names files and namespaces.
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,16}$`)
 
 // Start starts every node's daemons and waits (until ctx ends) for every
 // node to be online with a DC elected.
