@@ -33,6 +33,7 @@ type benchOpts struct {
 	poll          time.Duration
 	reqTimeout    time.Duration
 	mem           string
+	bootSlots     int
 	report        string
 }
 
@@ -87,6 +88,7 @@ func bench(args []string) int {
 	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "the client's request interval on the service address (each request forks in the guest: more load, more false heartbeat misses)")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 5*time.Second, "each client request's timeout (a guest on a loaded emulating host takes seconds)")
 	fs.StringVar(&o.mem, "mem", vmmnode.HogMem, "each guest's RAM (small: every page the hog faults in costs the emulating host milliseconds)")
+	fs.IntVar(&o.bootSlots, "boot-slots", 1, "guests the two clusters boot at once at most (0: no limit); a boot on the emulating host keeps a core busy for tens of seconds, and two at once starve the running guests into false heartbeat misses")
 	fs.StringVar(&o.report, "report", "", "run nothing: print the tables and draw the plot again from a failover.csv this command wrote (false failovers from the journals in its nodes/ beside it)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
@@ -130,6 +132,9 @@ func (o *benchOpts) check() error {
 		durationFlag{"--never", o.never}, durationFlag{"--oom-wait", o.oomWait}, durationFlag{"--settle", o.settle},
 		durationFlag{"--poll", o.poll}, durationFlag{"--request-timeout", o.reqTimeout}); err != nil {
 		return err
+	}
+	if o.bootSlots < 0 {
+		return fmt.Errorf("--boot-slots %d: want 0 (no limit) or more", o.bootSlots)
 	}
 	if o.tuned == o.period {
 		return fmt.Errorf("--tuned %v is the --heartbeat period: the tuned heartbeat must differ", o.tuned)

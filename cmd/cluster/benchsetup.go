@@ -43,9 +43,9 @@ type benchCluster struct {
 // heartbeat and the probes beside it only measure); "probe" is cluster 2,
 // decided by the probes (their fence rules armed in each vmm) and the
 // heartbeat.
-func newBenchCluster(o benchOpts, name, dir string) (*benchCluster, error) {
+func newBenchCluster(o benchOpts, name, dir string, slots chan struct{}) (*benchCluster, error) {
 	cfg := vmmnode.Config{VMM: o.vmm, Dir: dir, Nodes: []string{"vm1", "vm2"},
-		NamespacePrefix: "tvbench-" + name[:2] + "-", Mem: o.mem}
+		NamespacePrefix: "tvbench-" + name[:2] + "-", Mem: o.mem, BootSlots: slots}
 	b := &benchCluster{name: name, rec: &recorder{}, timelines: make(chan failover.Timeline, 16)}
 	rules := failover.DefaultRules(vmmnode.DefaultService)
 	if name == "probe" {
@@ -154,12 +154,16 @@ func (b *benchCluster) close() error {
 // setupClusters makes and boots both clusters at once under dir.
 func setupClusters(ctx context.Context, o benchOpts, dir string, log io.Writer) ([]*benchCluster, error) {
 	var cs []*benchCluster
+	var slots chan struct{} // both clusters' boots share the host's slots
+	if o.bootSlots > 0 {
+		slots = make(chan struct{}, o.bootSlots)
+	}
 	for _, name := range []string{"heartbeat", "probe"} {
 		d := filepath.Join(dir, name)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return cs, err
 		}
-		b, err := newBenchCluster(o, name, d)
+		b, err := newBenchCluster(o, name, d, slots)
 		if err != nil {
 			return cs, err
 		}

@@ -60,6 +60,14 @@ type Config struct {
 	// BootTimeout bounds each boot until httpd answers, StopTimeout each
 	// stop of a vmm.
 	BootTimeout, StopTimeout time.Duration
+	// BootSlots, when not nil, is shared by clusters on one host: each
+	// boot (a vmm's start until its httpd answers) holds one of its
+	// cap(BootSlots) slots. On the emulating host a boot keeps a core busy
+	// for tens of seconds (its kernel runs emulated), and two at once on
+	// two cores starve the running guests until a heartbeat takes them
+	// for dead. BootTimeout counts from the slot; the wait for it is
+	// bounded by the caller's context.
+	BootSlots chan struct{}
 }
 
 // Cluster is a cluster of vmm nodes in a network namespace of its own. It

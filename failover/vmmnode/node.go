@@ -147,6 +147,16 @@ func (n *Node) args(events string) []string {
 // its httpd answers on the node's own address.
 func (n *Node) boot(ctx context.Context) error {
 	cfg := n.c.cfg
+	if cfg.BootSlots != nil {
+		select {
+		case cfg.BootSlots <- struct{}{}:
+			defer func() { <-cfg.BootSlots }()
+		case <-ctx.Done():
+			return fmt.Errorf("vmmnode: boot %s: waiting for a boot slot: %w", n.Name, context.Cause(ctx))
+		}
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.BootTimeout, fmt.Errorf("%s did not boot in %v", n.Name, cfg.BootTimeout))
+	defer cancel()
 	n.mu.Lock()
 	if n.proc != nil && !n.proc.exited() {
 		n.mu.Unlock()
@@ -181,8 +191,6 @@ func (n *Node) boot(ctx context.Context) error {
 	n.proc = p
 	n.mu.Unlock()
 
-	ctx, cancel := context.WithTimeoutCause(ctx, cfg.BootTimeout, fmt.Errorf("%s did not boot in %v", n.Name, cfg.BootTimeout))
-	defer cancel()
 	ctx, stopOnExit := n.cancelOnExit(ctx, p)
 	defer stopOnExit()
 	if err := n.c.ns.SetupLink(ctx, n.Addrs.Link, n.Addrs.Host); err != nil {

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +180,42 @@ func TestClientDialsInsideTheNamespace(t *testing.T) {
 	o := p.Stop()
 	if o.First != "vm7" || o.Failed == 0 || o.FirstFailed.IsZero() || !o.FirstOK.IsZero() {
 		t.Errorf("poller across the server's end: %+v", o)
+	}
+}
+
+// Clusters sharing BootSlots boot one guest at a time: the second node's
+// vmm starts only once the first's boot has ended (here it fails: the
+// stand-in vmm never makes its tap, so each boot runs to BootTimeout).
+func TestBootSlots(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, testenv.Root, "a cluster's namespace needs root")
+	}
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	fake := filepath.Join(dir, "vmm")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\ndate +%s%N >> "+starts+"\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const boot = 1500 * time.Millisecond
+	cl, err := New(Config{VMM: fake, Dir: dir, Nodes: []string{"a", "b"}, BootTimeout: boot, StopTimeout: time.Second,
+		BootSlots: make(chan struct{}, 1)})
+	if err != nil {
+		testenv.Missing(t, testenv.Netns, "cannot make the cluster's namespace: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.Start(ctx); err == nil {
+		t.Fatal("a cluster of stand-in vmms that make no tap started")
+	}
+	b, _ := os.ReadFile(starts)
+	lines := strings.Fields(string(b))
+	if len(lines) != 2 {
+		t.Fatalf("%d vmm starts, want 2: %q", len(lines), b)
+	}
+	t0, _ := strconv.ParseInt(lines[0], 10, 64)
+	t1, _ := strconv.ParseInt(lines[1], 10, 64)
+	if gap := time.Duration(t1 - t0); gap < boot*9/10 {
+		t.Errorf("the second vmm started %v after the first: both booted at once, want one boot slot (gap ≥ %v)", gap, boot)
 	}
 }
