@@ -30,7 +30,7 @@ type pcmkResult struct {
 	// in the guest (the probe's hit on the host clock; the kill for a
 	// node), 0 not seen; KnewNS: when Pacemaker was told (the fast path's
 	// crm_resource --fail, else the failing monitor), 0 not seen;
-	// ServedNS: the first client request the standby answered.
+	// ServedNS: when the standby's first answer reached the client.
 	InjectNS, FailureNS, KnewNS, ServedNS int64
 	Outage                                vmmnode.Outage
 	// FailCount is how much the failed node's fail-count for the
@@ -133,13 +133,14 @@ func (b *pcmkBench) run(ctx context.Context, k int, f string) ([]pcmkResult, err
 		}
 		o := polls[r.Cluster].Stop()
 		r.Outage = o
-		switch {
-		case o.Last != want:
+		if at, ok := polls[r.Cluster].FirstAnswerBy(want); ok {
+			r.ServedNS = at.UnixNano()
+		} else {
 			r.Err = fmt.Sprintf("the client got no answer from the standby within %v", within)
-		case o.FirstOKBy == want:
-			r.ServedNS = o.FirstOK.UnixNano()
-		default:
-			r.ServedNS = time.Now().UnixNano()
+		}
+		if f != failNode {
+			// Now, before the failure-timeout clears it again.
+			r.FailCount += failCount(ctx, b.lab.Node(b.lab.Nodes()[0].Name), r.Cluster, r.Node)
 		}
 	}
 	if f == failNode {
@@ -160,7 +161,6 @@ func (b *pcmkBench) run(ctx context.Context, k int, f string) ([]pcmkResult, err
 		}
 		r.FailureNS = failureSeen(s, inject, f)
 		r.KnewNS = pacemakerKnew(s, inject)
-		r.FailCount += failCount(ctx, b.lab.Node(b.lab.Nodes()[0].Name), r.Cluster, r.Node)
 	}
 	return rs, perr
 }

@@ -46,9 +46,9 @@ const maxPolls = 1 << 20
 
 // poll is one request's result.
 type poll struct {
-	sent time.Time
-	by   string
-	err  error
+	sent, ended time.Time // ended: when the answer (or the error) came
+	by          string
+	err         error
 }
 
 // Poller is a client requesting http://host/ from the cluster namespace
@@ -111,7 +111,7 @@ func (c *Client) PollN(host string, interval, timeout time.Duration, inFlight in
 					// Not ctx: Stop lets a request in flight end (within
 					// timeout), so one lost with a failed node is counted.
 					by, err := c.Get(context.Background(), host, timeout)
-					p.record(sent, by, err)
+					p.record(poll{sent: sent, ended: time.Now(), by: by, err: err})
 				}()
 			default:
 				p.mu.Lock()
@@ -129,15 +129,31 @@ func (c *Client) PollN(host string, interval, timeout time.Duration, inFlight in
 }
 
 // record keeps one request's result.
-func (p *Poller) record(sent time.Time, by string, err error) {
+func (p *Poller) record(r poll) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sent.Before(p.since) {
+	if r.sent.Before(p.since) {
 		return
 	}
 	if len(p.polls) < maxPolls {
-		p.polls = append(p.polls, poll{sent, by, err})
+		p.polls = append(p.polls, r)
 	}
+}
+
+// FirstAnswerBy returns when the first answer from by arrived (not when
+// its request was sent: a request sent while the address moved may be
+// answered seconds later, after a SYN retransmit), or false if by has
+// not answered.
+func (p *Poller) FirstAnswerBy(by string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var first time.Time
+	for _, r := range p.polls {
+		if r.err == nil && r.by == by && (first.IsZero() || r.ended.Before(first)) {
+			first = r.ended
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // Outage returns what the client saw so far; only the first outage is

@@ -89,13 +89,13 @@ func TestPollerOutage(t *testing.T) {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	down := errors.New("connection refused")
 	// Out of order, as concurrent requests end: by the time they were sent.
-	p.record(at(50), "vm1", nil)
-	p.record(at(200), "vm2", nil)
-	p.record(at(0), "vm1", nil)
-	p.record(at(150), "", errors.New("timeout"))
-	p.record(at(100), "", down)
-	p.record(at(300), "vm2", nil)
-	p.record(at(250), "", errors.New("later"))
+	p.record(poll{sent: at(50), ended: at(50).Add(time.Second), by: "vm1", err: nil})
+	p.record(poll{sent: at(200), ended: at(200).Add(time.Second), by: "vm2", err: nil})
+	p.record(poll{sent: at(0), ended: at(0).Add(time.Second), by: "vm1", err: nil})
+	p.record(poll{sent: at(150), ended: at(150).Add(time.Second), by: "", err: errors.New("timeout")})
+	p.record(poll{sent: at(100), ended: at(100).Add(time.Second), by: "", err: down})
+	p.record(poll{sent: at(300), ended: at(300).Add(time.Second), by: "vm2", err: nil})
+	p.record(poll{sent: at(250), ended: at(250).Add(time.Second), by: "", err: errors.New("later")})
 	o := p.Outage()
 	if o.Requests != 7 || o.Failed != 3 || !o.FirstFailed.Equal(at(100)) || !o.FirstOK.Equal(at(200)) ||
 		o.FirstOKBy != "vm2" || o.FirstErr != down.Error() || o.First != "vm1" || o.Last != "vm2" {
@@ -104,9 +104,17 @@ func TestPollerOutage(t *testing.T) {
 	if o.Duration() != 100*time.Millisecond {
 		t.Errorf("duration %v, want 100ms", o.Duration())
 	}
+	// The first answer from vm2 arrived a second after its request (at
+	// 200 ms) was sent; none came from vm9.
+	if got, ok := p.FirstAnswerBy("vm2"); !ok || !got.Equal(at(1200)) {
+		t.Errorf("FirstAnswerBy(vm2) = %v %v, want %v", got, ok, at(1200))
+	}
+	if _, ok := p.FirstAnswerBy("vm9"); ok {
+		t.Error("an answer from a node that never answered")
+	}
 	p.Reset()
-	p.record(time.Now().Add(-time.Second), "", errors.New("sent before the reset"))
-	p.record(time.Now().Add(time.Second), "vm3", nil)
+	p.record(poll{sent: time.Now().Add(-time.Second), ended: time.Now().Add(-time.Second).Add(time.Second), by: "", err: errors.New("sent before the reset")})
+	p.record(poll{sent: time.Now().Add(time.Second), ended: time.Now().Add(time.Second).Add(time.Second), by: "vm3", err: nil})
 	if o := p.Outage(); o.Requests != 1 || o.Failed != 0 || o.First != "vm3" {
 		t.Errorf("after Reset: %+v; want only the one request sent after it", o)
 	}
