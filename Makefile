@@ -23,7 +23,7 @@ BUILD ?= build
 GO ?= go
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm cluster tvpcmk install-pcmk demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-failover bench-pacemaker clean
+.PHONY: all vmm cluster tvpcmk install-pcmk pcmk-deps demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-failover bench-pacemaker clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
@@ -88,7 +88,16 @@ unit-test:
 # Unit tests run under the race detector; the end-to-end package (real
 # guests, tests/) runs once without it.
 E2E_PKG = ./tests/
-test: all
+# The Pacemaker tests and bench-pacemaker stand up a real cluster: its
+# packages are installed here when missing, as the guest's are by their
+# recipes (root; Debian).
+PCMK_TOOLS = pacemakerd:pacemaker corosync:corosync crm:crmsh fence_dummy:fence-agents \
+	ocf-tester:resource-agents xmllint:libxml2-utils
+pcmk-deps:
+	@need=""; for t in $(PCMK_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || need="$$need $${t##*:}"; done; \
+	if [ -n "$$need" ]; then echo "pcmk-deps: installing$$need"; $(call tv_apt_install,$$need); fi
+
+test: all pcmk-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests$$')
 	$(GO) test -count=1 -timeout 40m $(E2E_PKG)
@@ -114,7 +123,7 @@ bench-virtio: all
 bench-probe: all
 	$(GO) run ./cmd/bench probe -n $(or $(HITS),1000)
 
-bench-pacemaker: all
+bench-pacemaker: all pcmk-deps
 	$(BUILD)/cluster bench-pacemaker --vmm $(BUILD)/vmm -n $(or $(N),10) --out $(BUILD)/bench-pacemaker
 
 bench-failover: all
