@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,8 +32,10 @@ type pcmkResult struct {
 	// node), 0 not seen; KnewNS: when Pacemaker was told (the fast path's
 	// crm_resource --fail, else the failing monitor), 0 not seen;
 	// ServedNS: when the standby's first answer reached the client.
-	InjectNS, FailureNS, KnewNS, ServedNS int64
-	Outage                                vmmnode.Outage
+	// MovedNS: when the service address's IPaddr2 started on the standby's
+	// node (Pacemaker's log), the failover's end on the cluster's side.
+	InjectNS, FailureNS, KnewNS, MovedNS, ServedNS int64
+	Outage                                         vmmnode.Outage
 	// FailCount is how much the failed node's fail-count for the
 	// resource rose; Starts how often its agent started the VM there.
 	FailCount, Starts int
@@ -45,6 +48,14 @@ func (r pcmkResult) recovered() (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(r.ServedNS - r.FailureNS), true
+}
+
+// moved is failure → the address started on the standby, if it did.
+func (r pcmkResult) moved() (time.Duration, bool) {
+	if r.FailureNS == 0 || r.MovedNS == 0 || r.MovedNS < r.FailureNS {
+		return 0, false
+	}
+	return time.Duration(r.MovedNS - r.FailureNS), true
 }
 
 // knew is failure → Pacemaker told, if it happened.
@@ -86,7 +97,7 @@ func (b *pcmkBench) run(ctx context.Context, k int, f string) ([]pcmkResult, err
 		}
 		r.Starts = -starts(pcmk.StateFor(b.state, node, c.Name()))
 		rs = append(rs, r)
-		polls[c.Name()] = b.client.PollN(c.Service().String(), b.o.poll, b.o.reqTimeout, 1)
+		polls[c.Name()] = b.client.PollN(c.Service().String(), b.o.poll, b.o.reqTimeout, vmmnode.MaxInFlight)
 	}
 	inject := time.Now().UnixNano()
 	for i := range rs {
@@ -152,6 +163,8 @@ func (b *pcmkBench) run(ctx context.Context, k int, f string) ([]pcmkResult, err
 	for i := range rs {
 		r := &rs[i]
 		s := pcmk.StateFor(b.state, r.Node, r.Cluster)
+		peer := b.lab.Node(b.lab.Peer(r.Node))
+		r.MovedNS = startedAt(filepath.Join(peer.Dir(), "log-pacemaker", "pacemaker.log"), "ip"+strings.TrimPrefix(r.Cluster, "vm"), peer.Name, inject)
 		r.Starts += starts(s)
 		if f == failNode {
 			// The lost node's fail-counts went with it (transient
@@ -264,10 +277,13 @@ func describePcmk(rs []pcmkResult) string {
 		if d, ok := r.knew(); ok {
 			s += "knew " + fmtDur(d) + ", "
 		}
+		if d, ok := r.moved(); ok {
+			s += "address moved " + fmtDur(d) + ", "
+		}
 		if d, ok := r.recovered(); ok {
-			s += fmt.Sprintf("back on %s after %s", "the standby", fmtDur(d))
+			s += "client served by the standby " + fmtDur(d)
 		} else {
-			s += "not back"
+			s += "client not served by the standby"
 		}
 		s += fmt.Sprintf(", fail-count +%d, %d start", r.FailCount, r.Starts)
 		if r.Err != "" {
