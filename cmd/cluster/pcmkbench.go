@@ -78,7 +78,7 @@ func benchPacemaker(args []string) int {
 	fs.DurationVar(&o.within, "within", 3*time.Minute, "a failure the service has not come back from this long after it never does (—); OOM adds its own wait")
 	fs.DurationVar(&o.settle, "settle", 8*time.Minute, "how long a cluster may take to be protected again (a reboot) before the benchmark gives up")
 	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "the client's request interval on each service address")
-	fs.DurationVar(&o.reqTimeout, "request-timeout", time.Second, "each client request's timeout (two are open at most: one lost with the failed VM holds a slot this long)")
+	fs.DurationVar(&o.reqTimeout, "request-timeout", 5*time.Second, "each client request's timeout (two are open at most: one lost with the failed VM holds a slot this long; shorter ones time out on a guest slowed by its neighbours' boots)")
 	fs.StringVar(&o.mem, "mem", vmmnode.HogMem, "each guest's RAM")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
