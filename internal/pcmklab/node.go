@@ -36,19 +36,29 @@ var privateDirs = []struct{ own, at string }{
 	{"log-corosync", "/var/log/corosync"},
 }
 
-// files writes every node's directories, corosync.conf, the shared
-// authkey and the seeded CIB.
-func (l *Lab) files() error {
+// pacemakerIDs are the uid of hacluster and the gid of haclient, who own
+// Pacemaker's state and logs.
+func pacemakerIDs() (uid, gid int, err error) {
 	hacl, err := user.Lookup("hacluster")
 	if err != nil {
-		return fmt.Errorf("pcmklab: %w (is pacemaker installed?)", err)
+		return 0, 0, fmt.Errorf("pcmklab: %w (is pacemaker installed?)", err)
 	}
 	grp, err := user.LookupGroup("haclient")
 	if err != nil {
-		return fmt.Errorf("pcmklab: %w (is pacemaker installed?)", err)
+		return 0, 0, fmt.Errorf("pcmklab: %w (is pacemaker installed?)", err)
 	}
-	uid, _ := strconv.Atoi(hacl.Uid)
-	gid, _ := strconv.Atoi(grp.Gid)
+	uid, _ = strconv.Atoi(hacl.Uid)
+	gid, _ = strconv.Atoi(grp.Gid)
+	return uid, gid, nil
+}
+
+// files writes every node's directories, corosync.conf, the shared
+// authkey and the seeded CIB.
+func (l *Lab) files() error {
+	uid, gid, err := pacemakerIDs()
+	if err != nil {
+		return err
+	}
 	key := make([]byte, 256)
 	if _, err := rand.Read(key); err != nil {
 		return err
@@ -143,16 +153,10 @@ func (l *Lab) seedCIB(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hacl, err := user.Lookup("hacluster")
+	uid, gid, err := pacemakerIDs()
 	if err != nil {
 		return err
 	}
-	grp, err := user.LookupGroup("haclient")
-	if err != nil {
-		return err
-	}
-	uid, _ := strconv.Atoi(hacl.Uid)
-	gid, _ := strconv.Atoi(grp.Gid)
 	for _, n := range l.nodes {
 		cib := filepath.Join(n.dir, "var-lib-pacemaker", "cib", "cib.xml")
 		if err := os.WriteFile(cib, seed, 0o600); err != nil {
