@@ -209,7 +209,7 @@ func (a *Agent) Start(ctx context.Context) ExitCode {
 	}
 	if err := a.bringUp(ctx); err != nil {
 		a.Stop(context.Background())
-		return a.fail(ErrGeneric, "start: %v (vmm output: %s)", err, tail(s.Path("vmm.log"), 600))
+		return a.fail(ErrGeneric, "start: %v (vmm output: %s)", err, vmmnode.Tail(s.Path("vmm.log"), 600))
 	}
 	if a.P.Promotable {
 		if err := a.CRM.SetPromotion(ctx, a.P.Resource, ScoreUnpromoted); err != nil {
@@ -429,19 +429,4 @@ func (a *Agent) Demote(context.Context) ExitCode {
 		return a.fail(ErrGeneric, "state directory: %v", err)
 	}
 	return Success
-}
-
-// tail returns the last n bytes of a file, for an error message.
-// The file is the guest's console: only its end is read.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > int64(n) {
-		f.Seek(-int64(n), io.SeekEnd)
-	}
-	b, _ := io.ReadAll(io.LimitReader(f, int64(n)))
-	return string(b)
 }

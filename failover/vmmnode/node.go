@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -225,11 +226,7 @@ func (n *Node) cancelOnExit(ctx context.Context, p *proc) (context.Context, func
 // its output.
 func (n *Node) bootFailed(p *proc, err error) error {
 	n.kill(p)
-	out, _ := os.ReadFile(p.log.Name())
-	if len(out) > 2000 {
-		out = out[len(out)-2000:]
-	}
-	return fmt.Errorf("vmmnode: boot %s: %w\n--- vmm output (tail) ---\n%s", n.Name, err, out)
+	return fmt.Errorf("vmmnode: boot %s: %w\n--- vmm output (tail) ---\n%s", n.Name, err, Tail(p.log.Name(), 2000))
 }
 
 // stop ends the node's vmm: the API's stop, then SIGTERM, then SIGKILL,
@@ -293,3 +290,18 @@ func waitDone(ctx context.Context, p *proc, d time.Duration) bool {
 
 // errNoVMM: the node has no vmm running.
 var errNoVMM = errors.New("no vmm runs for this node")
+
+// Tail returns the last n bytes of a vmm's output file, for an error
+// message. The file holds the guest's console, so only its end is read.
+func Tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > int64(n) {
+		f.Seek(-int64(n), io.SeekEnd)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, int64(n)))
+	return string(b)
+}
