@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/tracevisor/tracevisor/internal/ratelog"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
 )
@@ -62,9 +63,13 @@ func virtioCmdline(n int) []string {
 // their workers stop before the interrupt and notification eventfds and
 // guest RAM go away.
 func (m *Machine) attachVirtio() error {
+	// What the guest's drivers get wrong is theirs to repeat: one bucket
+	// for all the transports.
+	rl := ratelog.Default(m.cfg.Log)
 	for i, vd := range m.cfg.Virtio {
 		base, irq := virtioSlot(i)
 		t := mmio.New(vd.Device, m.mem, m.virtioInterrupt(vd.Name, irq))
+		t.SetRejectHook(func(err error) { rl.Printf("vmm: %s: %v", vd.Name, err) })
 		if !vd.NotifyOnVCPU {
 			t.StartNotifyWorker()
 		}

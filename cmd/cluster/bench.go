@@ -85,7 +85,7 @@ func bench(args []string) int {
 	fs.DurationVar(&o.never, "never", 30*time.Second, "a detector that has not detected the failure this long after it never does (—)")
 	fs.DurationVar(&o.oomWait, "oom-wait", 3*time.Minute, "how long the hog may take to drive the guest into OOM")
 	fs.DurationVar(&o.settle, "settle", 8*time.Minute, "how long a cluster may take to be protected again (a reboot) before the benchmark gives up")
-	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "the client's request interval on the service address (each request forks in the guest: more load, more false heartbeat misses)")
+	fs.DurationVar(&o.poll, "poll", time.Second, "the client's request interval on the service address; the outage it sees is exact to within it. Each request forks httpd's child in the guest, which costs an emulating host's guest about half a second of its vCPU: at 250ms the active guest is saturated, answers a heartbeat's check seconds late while a neighbour boots, and the heartbeat fails it over (false failovers)")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 5*time.Second, "each client request's timeout (a guest on a loaded emulating host takes seconds)")
 	fs.StringVar(&o.mem, "mem", vmmnode.HogMem, "each guest's RAM (small: every page the hog faults in costs the emulating host milliseconds)")
 	fs.IntVar(&o.bootSlots, "boot-slots", 1, "guests the two clusters boot at once at most (0: no limit); a boot on the emulating host keeps a core busy for tens of seconds, and two at once starve the running guests into false heartbeat misses")

@@ -77,7 +77,7 @@ func benchPacemaker(args []string) int {
 	fs.StringSliceVar(&o.failures, "failures", []string{failSignal, failOOM, failNode}, "failures to cause: signal, oom, node")
 	fs.DurationVar(&o.within, "within", 3*time.Minute, "a failure the service has not come back from this long after it never does (—); OOM adds its own wait")
 	fs.DurationVar(&o.settle, "settle", 8*time.Minute, "how long a cluster may take to be protected again (a reboot) before the benchmark gives up")
-	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "the client's request interval on each service address")
+	fs.DurationVar(&o.poll, "poll", time.Second, "the client's request interval on each service address (see cluster bench --help: a faster client saturates the promoted guest on an emulating host, and its monitor then fails a healthy VM)")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 5*time.Second, "each client request's timeout (two are open at most: one lost with the failed VM holds a slot this long; shorter ones time out on a guest slowed by its neighbours' boots)")
 	fs.StringVar(&o.mem, "mem", vmmnode.HogMem, "each guest's RAM")
 	if err := fs.Parse(args); err != nil {
@@ -149,9 +149,11 @@ func runPcmkBench(ctx context.Context, o pcmkOpts, w io.Writer) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	labDir := filepath.Join(o.out, "lab")
-	if err := os.RemoveAll(labDir); err != nil {
-		return err
+	labDir, evidence := filepath.Join(o.out, "lab"), filepath.Join(o.out, "evidence")
+	for _, dir := range []string{labDir, evidence} {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
 	}
 	b := &pcmkBench{o: o, state: filepath.Join(labDir, "tracevisor")}
 	if err := os.MkdirAll(b.state, 0o755); err != nil {
@@ -216,6 +218,14 @@ loop:
 			eta := time.Duration(float64(time.Since(t0)) / float64(runs) * float64(total-runs))
 			bar.step(fmt.Sprintf("run %d/%d %s", k, o.n, f))
 			fmt.Fprintf(w, "run %d/%d %-6s %s  [%d/%d, ETA %v]\n", k, o.n, f, describePcmk(got), runs, total, eta.Round(time.Second))
+			if err != nil || failedRun(got) {
+				dir := filepath.Join(evidence, fmt.Sprintf("run%d-%s", k, f))
+				if kerr := keepEvidence(b.state, dir); kerr != nil {
+					fmt.Fprintf(w, "  keeping the VMs' logs: %v\n", kerr)
+				} else {
+					fmt.Fprintf(w, "  the VMs' logs of this run: %s (the nodes' Pacemaker logs: %s)\n", dir, filepath.Join(labDir, "nodes"))
+				}
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					runErr = err

@@ -179,8 +179,8 @@ func (b *pcmkBench) run(ctx context.Context, k int, f string) ([]pcmkResult, err
 }
 
 // failureSeen is the host time of the first probe event at or after
-// since in a VM's events files (the failed run's, kept as
-// events.prev.jsonl once it restarted, and the current one's) that is
+// since in a VM's events files (the failed run's, kept by
+// State.KeepPrevious once it restarted, and the current one's) that is
 // the failure f: a SIGKILL sent to httpd, or the OOM killer at work (0:
 // none).
 func failureSeen(s pcmk.State, since int64, f string) int64 {

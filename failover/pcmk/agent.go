@@ -36,7 +36,7 @@ const (
 // whole action; start's wait for the guest takes what is left of it).
 const (
 	apiTimeout      = 5 * time.Second
-	serviceTimeout  = 3 * time.Second
+	serviceTimeout  = 3 * time.Second // each of start's tries
 	defaultStartFor = 5 * time.Minute
 	stopGrace       = 10 * time.Second
 )
@@ -127,7 +127,7 @@ func (a *Agent) Monitor(ctx context.Context) ExitCode {
 		return failed("the VMM fenced its guest: %s", st.FenceReason)
 	}
 	if a.P.Check {
-		if err := dialService(ctx, a.P.GuestAddr.Addr(), a.P.Port); err != nil {
+		if err := dialService(ctx, a.P.GuestAddr.Addr(), a.P.Port, a.P.ServiceWait); err != nil {
 			return failed("service %s does not accept: %v", a.P.Watch, err)
 		}
 	}
@@ -163,9 +163,10 @@ func (a *Agent) status(ctx context.Context) (*vmm.Status, error) {
 	return r.Machine, nil
 }
 
-// dialService connects to the guest's service port and closes again.
-func dialService(ctx context.Context, addr netip.Addr, port int) error {
-	d := net.Dialer{Timeout: serviceTimeout}
+// dialService connects to the guest's service port within wait (the
+// kernel retransmits an unanswered SYN meanwhile) and closes again.
+func dialService(ctx context.Context, addr netip.Addr, port int, wait time.Duration) error {
+	d := net.Dialer{Timeout: wait}
 	c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, uint16(port)).String())
 	if err != nil {
 		return err
@@ -239,7 +240,7 @@ func (a *Agent) bringUp(ctx context.Context) error {
 		if a.vmmPID() == 0 {
 			return errors.New("the vmm exited while booting")
 		}
-		if dialService(ctx, a.P.GuestAddr.Addr(), a.P.Port) == nil {
+		if dialService(ctx, a.P.GuestAddr.Addr(), a.P.Port, serviceTimeout) == nil {
 			break
 		}
 		select {

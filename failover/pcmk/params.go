@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tracevisor/tracevisor/failover"
 	"github.com/tracevisor/tracevisor/failover/vmmnode"
@@ -58,6 +59,8 @@ var params = []param{
 		long: "true: run the fast path beside the VM: on a failure verdict it tells Pacemaker at once (crm_resource --fail) instead of waiting for the next monitor. false: the monitor alone finds the failure (the standing verdict, the fenced VMM, the service check)."},
 	{name: "check_service", def: "true", typ: "boolean", short: "monitor checks the service too",
 		long: "true: monitor also connects to the guest's service port, as ocf:heartbeat:apache checks apache; a failed connect is a failure. false: monitor asks only the VMM."},
+	{name: "service_timeout", def: "10", typ: "integer", short: "seconds the service check waits",
+		long: "How long monitor's service check waits for the guest to accept a connection, in seconds (1 to 300; keep it below the monitor's op timeout). A refused connection fails at once. A host busy booting other VMs can leave a healthy guest unanswering for seconds: a short wait turns that into a false failover. The fast path and the VMM's fence rules do not wait for it."},
 	{name: "guest_cmd", short: "what the guest runs",
 		long: "A shell script the guest runs instead of the default (busybox httpd serving NAME@NODE on port 80, a memory hog for tests, and a loop that keeps the guest up)."},
 }
@@ -78,7 +81,9 @@ type Params struct {
 	FenceRules []string
 	FastPath   bool
 	Check      bool
-	GuestCmd   string
+	// ServiceWait bounds monitor's connect to the service (service_timeout).
+	ServiceWait time.Duration
+	GuestCmd    string
 
 	// Resource is the resource's id for Pacemaker's tools (the primitive's
 	// id, without a clone's :N); Node this node's name; Promotable whether
@@ -184,6 +189,11 @@ func ParseParams(env Env) (Params, error) {
 	}
 	if p.Check, err = parseBool("check_service", env.reskey("check_service")); err != nil {
 		return p, err
+	}
+	if n, err := strconv.Atoi(env.reskey("service_timeout")); err != nil || n < 1 || n > 300 {
+		return p, configErr("service_timeout %q: want 1 to 300 seconds", env.reskey("service_timeout"))
+	} else {
+		p.ServiceWait = time.Duration(n) * time.Second
 	}
 	p.Node = env("OCF_RESKEY_CRM_meta_on_node")
 	if p.Node == "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tracevisor/tracevisor/api"
 )
@@ -33,6 +34,9 @@ func TestParseParamsDefaults(t *testing.T) {
 	}
 	if p.Service.IsValid() {
 		t.Errorf("service address %v with none given", p.Service)
+	}
+	if p.ServiceWait != 10*time.Second {
+		t.Errorf("service check waits %v, want service_timeout's default of 10 s", p.ServiceWait)
 	}
 	if got := StateFor(p.StateDir, p.Node, p.Name); got != "/run/tracevisor/n1/vm1" {
 		t.Errorf("state dir %s", got)
@@ -64,6 +68,8 @@ func TestParseParamsErrors(t *testing.T) {
 		{map[string]string{"OCF_RESKEY_service": "a-very-long-process-name"}, ErrConfigured, "service"},
 		{map[string]string{"OCF_RESKEY_service_address": "nope"}, ErrConfigured, "service_address"},
 		{map[string]string{"OCF_RESKEY_fast_path": "maybe"}, ErrConfigured, "fast_path"},
+		{map[string]string{"OCF_RESKEY_service_timeout": "0"}, ErrConfigured, "service_timeout"},
+		{map[string]string{"OCF_RESKEY_service_timeout": "3s"}, ErrConfigured, "service_timeout"},
 		{map[string]string{"OCF_RESKEY_state_dir": "relative"}, ErrConfigured, "state_dir"},
 		{map[string]string{"OCF_RESKEY_name": "../etc"}, ErrConfigured, "name"},
 		{map[string]string{"OCF_RESKEY_CRM_meta_on_node": ".."}, ErrConfigured, "node name"},
@@ -88,6 +94,7 @@ func TestParseParamsOverrides(t *testing.T) {
 	env["OCF_RESKEY_probes"] = "catalogue:oom  catalogue:panic"
 	env["OCF_RESKEY_service_address"] = "10.79.0.101"
 	env["OCF_RESKEY_CRM_meta_promotable"] = "true"
+	env["OCF_RESKEY_service_timeout"] = "4"
 	p, err := ParseParams(envOf(env))
 	if err != nil {
 		t.Fatal(err)
@@ -98,8 +105,8 @@ func TestParseParamsOverrides(t *testing.T) {
 	if strings.Join(p.FenceRules, "|") != "class=oom|class=panic" || len(p.Probes) != 2 {
 		t.Errorf("rules %q probes %q", p.FenceRules, p.Probes)
 	}
-	if !p.Service.IsValid() || !p.Promotable {
-		t.Errorf("service %v promotable %v", p.Service, p.Promotable)
+	if !p.Service.IsValid() || !p.Promotable || p.ServiceWait != 4*time.Second {
+		t.Errorf("service %v promotable %v service check %v", p.Service, p.Promotable, p.ServiceWait)
 	}
 	env["OCF_RESKEY_fence_rules"] = "none"
 	if p, _ := ParseParams(envOf(env)); len(p.FenceRules) != 0 {

@@ -200,35 +200,52 @@ func (s State) Actions() []Action {
 	return out
 }
 
-// perRun are the files each start of the VM begins afresh; the previous
-// run's are kept once as NAME.prev.EXT (events.prev.jsonl, ...), so a
-// post-mortem of a failed run survives its recovery.
+// perRun are the files each start of the VM begins afresh. The last
+// KeptRuns runs' are kept beside them as NAME.prev.EXT (the run before
+// this one), NAME.prev2.EXT, ... , so a post-mortem of a failed run
+// survives its recovery even when that took more than one start.
 var perRun = []string{"events.jsonl", "vmm.log", "fastpath.log"}
 
-// KeepPrevious moves the last run's files aside (start calls it).
+// KeptRuns is how many earlier runs' files a state keeps.
+const KeptRuns = 3
+
+// KeepPrevious moves the last run's files aside, and the oldest kept
+// run's out (start calls it).
 func (s State) KeepPrevious() {
 	for _, f := range perRun {
-		if s.Has(f) {
-			os.Rename(s.Path(f), s.Path(prevName(f)))
+		if !s.Has(f) {
+			continue
 		}
+		for n := KeptRuns - 1; n >= 1; n-- {
+			os.Rename(s.Path(prevName(f, n)), s.Path(prevName(f, n+1)))
+		}
+		os.Rename(s.Path(f), s.Path(prevName(f, 1)))
 	}
 }
 
-// prevName is file's name for the previous run: events.jsonl →
-// events.prev.jsonl.
-func prevName(file string) string {
+// prevName is file's name for the run n starts before the current one:
+// events.jsonl → events.prev.jsonl (1), events.prev2.jsonl (2), ...
+func prevName(file string, n int) string {
 	ext := filepath.Ext(file)
-	return strings.TrimSuffix(file, ext) + ".prev" + ext
+	tag := ".prev"
+	if n > 1 {
+		tag += strconv.Itoa(n)
+	}
+	return strings.TrimSuffix(file, ext) + tag + ext
 }
 
-// Runs returns the paths of file for the previous run and the current
-// one, the previous first (either may not exist).
+// Runs returns the paths of file for the kept earlier runs and the
+// current one, the oldest first (any may not exist).
 func (s State) Runs(file string) []string {
-	return []string{s.Path(prevName(file)), s.Path(file)}
+	var out []string
+	for n := KeptRuns; n >= 1; n-- {
+		out = append(out, s.Path(prevName(file, n)))
+	}
+	return append(out, s.Path(file))
 }
 
-// Steps reads the fast path's journal lines (JSON, Step) of the previous
-// run and the current one with a time at or after since.
+// Steps reads the fast path's journal lines (JSON, Step) of the kept
+// runs and the current one with a time at or after since.
 func (s State) Steps(since int64) []Step {
 	var out []Step
 	for _, path := range s.Runs("fastpath.log") {

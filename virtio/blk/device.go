@@ -83,7 +83,7 @@ func (d *Device) Notify(uint32) {
 	}
 	if err := d.drain(); err != nil {
 		d.broken = true
-		mmio.NeedsReset(d.irq)
+		mmio.NeedsReset(d.irq, err)
 	}
 }
 

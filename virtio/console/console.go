@@ -123,7 +123,7 @@ func (d *Device) fail(err error) {
 		return
 	}
 	d.broken = true
-	mmio.NeedsReset(d.irq)
+	mmio.NeedsReset(d.irq, err)
 }
 
 // transmit writes every buffer the guest queued for output to out.

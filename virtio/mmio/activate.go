@@ -54,10 +54,10 @@ func SignalUsed(q *queue.Queue, mem *guestmem.Memory, irq Interrupt) error {
 }
 
 // NeedsReset puts the device behind irq in DEVICE_NEEDS_RESET after guest
-// input it cannot recover from, when irq can (a Transport can; a test's
-// bare Interrupt may not).
-func NeedsReset(irq Interrupt) {
-	if r, ok := irq.(interface{ SetNeedsReset() }); ok {
-		r.SetNeedsReset()
+// input it cannot recover from (cause), when irq can (a Transport can; a
+// test's bare Interrupt may not).
+func NeedsReset(irq Interrupt, cause error) {
+	if r, ok := irq.(interface{ SetNeedsReset(error) }); ok {
+		r.SetNeedsReset(cause)
 	}
 }

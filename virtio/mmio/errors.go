@@ -37,4 +37,8 @@ var (
 	ErrNotActive = errors.New("virtio-mmio: notify while device not active")
 	// ErrActivate wraps an error returned by Device.Activate.
 	ErrActivate = errors.New("virtio-mmio: device activation failed")
+	// ErrNeedsReset: the device met guest input it cannot go on from and
+	// stopped until the driver resets it (SetNeedsReset); it wraps the
+	// device's reason. Reported to the hook, not counted by Rejections.
+	ErrNeedsReset = errors.New("virtio-mmio: device needs reset")
 )

@@ -1,5 +1,7 @@
 package mmio
 
+import "fmt"
+
 // SignalUsed sets VIRTIO_MMIO_INT_VRING and raises the interrupt line
 // (spec 4.2.3.4). It is ignored unless the device is active (after a
 // successful DRIVER_OK, before reset). Safe from any goroutine.
@@ -29,13 +31,21 @@ func (t *Transport) SignalConfig() {
 // Status and, if DRIVER_OK is set, sends a configuration interrupt (spec
 // 2.1.2). Queue notifications stop being forwarded until the driver
 // resets the device; the device should stop processing on its own. The
-// rest of the VM is unaffected. Safe from any goroutine.
-func (t *Transport) SetNeedsReset() {
+// rest of the VM is unaffected. The first call since the last reset
+// reports why to the reject hook (ErrNeedsReset wrapping cause): a
+// driver such as Linux's virtio-net never resets on it, so the device
+// stays dead, and the VMM's log is where an operator learns why. Safe
+// from any goroutine.
+func (t *Transport) SetNeedsReset(cause error) {
 	t.irqMu.Lock()
-	defer t.irqMu.Unlock()
+	first := !t.needsReset
 	t.needsReset = true
 	if t.driverOK {
 		t.raiseLocked(VIRTIO_MMIO_INT_CONFIG)
+	}
+	t.irqMu.Unlock()
+	if first {
+		t.report(fmt.Errorf("%w: %v", ErrNeedsReset, cause))
 	}
 }
 

@@ -39,7 +39,6 @@ type Transport struct {
 	queueSel   uint32
 	shmSel     uint32
 	queues     []queueState
-	reject     func(error)
 
 	irqMu      sync.Mutex
 	irq        func(level bool)
@@ -52,6 +51,7 @@ type Transport struct {
 
 	ntf notifier
 
+	reject     atomic.Pointer[func(error)] // SetRejectHook's fn
 	rejections atomic.Uint64
 }
 
@@ -83,12 +83,20 @@ func New(dev Device, mem *guestmem.Memory, irq func(level bool)) *Transport {
 func (t *Transport) OfferedFeatures() uint64 { return t.offered }
 
 // SetRejectHook installs fn to be told about every guest access the
-// transport ignores (an error wrapping one of the Err* values). fn runs on
-// the vCPU thread with the transport locked: it may log, not call back.
+// transport ignores (an error wrapping one of the Err* values), and about
+// the device entering DEVICE_NEEDS_RESET (ErrNeedsReset, wrapping the
+// device's reason). fn runs on the vCPU thread or a device's goroutine,
+// possibly with the transport locked: it may log, not call back. The
+// number of calls is the guest's to choose: rate-limit what fn writes.
 func (t *Transport) SetRejectHook(fn func(error)) {
-	t.mu.Lock()
-	t.reject = fn
-	t.mu.Unlock()
+	t.reject.Store(&fn)
+}
+
+// report passes err to the reject hook, if one is installed.
+func (t *Transport) report(err error) {
+	if fn := t.reject.Load(); fn != nil && *fn != nil {
+		(*fn)(err)
+	}
 }
 
 // Rejections returns how many guest accesses were ignored so far.
@@ -97,9 +105,7 @@ func (t *Transport) Rejections() uint64 { return t.rejections.Load() }
 // rejectf counts and reports an ignored access. Called with mu held.
 func (t *Transport) rejectf(err error, format string, args ...any) {
 	t.rejections.Add(1)
-	if t.reject != nil {
-		t.reject(fmt.Errorf("%w: "+format, append([]any{err}, args...)...))
-	}
+	t.report(fmt.Errorf("%w: "+format, append([]any{err}, args...)...))
 }
 
 // Read implements bus.Device. Registers below VIRTIO_MMIO_CONFIG must be

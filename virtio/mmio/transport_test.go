@@ -3,6 +3,7 @@ package mmio
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -305,7 +306,7 @@ func TestResetClearsEverything(t *testing.T) {
 	h := newHarness(t)
 	h.activate()
 	h.tr.SignalUsed()
-	h.tr.SetNeedsReset()
+	h.tr.SetNeedsReset(errors.New("bad ring"))
 	h.w(VIRTIO_MMIO_QUEUE_SEL, 1)
 	h.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1)
 	resets := h.dev.resets
@@ -460,9 +461,25 @@ func TestRegisterWidths(t *testing.T) {
 func TestSetNeedsReset(t *testing.T) {
 	h := newHarness(t)
 	h.activate()
-	h.tr.SetNeedsReset()
+	cause := errors.New("descriptor 7 out of range")
+	h.tr.SetNeedsReset(cause)
+	h.tr.SetNeedsReset(errors.New("a second reason"))
 	if got := h.status(); got != 0xf|VIRTIO_CONFIG_S_NEEDS_RESET {
 		t.Fatalf("status = %#x", got)
+	}
+	// The hook hears why, once: the VMM's log is where an operator learns
+	// that a device died.
+	var told []error
+	for _, err := range h.errs {
+		if errors.Is(err, ErrNeedsReset) {
+			told = append(told, err)
+		}
+	}
+	if len(told) != 1 || !strings.Contains(told[0].Error(), cause.Error()) {
+		t.Fatalf("reject hook told %v, want one ErrNeedsReset with %q", told, cause)
+	}
+	if h.tr.Rejections() != 0 {
+		t.Errorf("Rejections = %d: NEEDS_RESET is not an ignored access", h.tr.Rejections())
 	}
 	if h.r(VIRTIO_MMIO_INTERRUPT_STATUS)&VIRTIO_MMIO_INT_CONFIG == 0 || !h.tr.InterruptLine() {
 		t.Fatal("no config interrupt for NEEDS_RESET")
@@ -490,7 +507,7 @@ func TestSetNeedsReset(t *testing.T) {
 func TestNeedsResetBeforeDriverOK(t *testing.T) {
 	h := newHarness(t)
 	h.negotiate(VIRTIO_F_VERSION_1)
-	h.tr.SetNeedsReset()
+	h.tr.SetNeedsReset(errors.New("bad ring"))
 	if h.r(VIRTIO_MMIO_INTERRUPT_STATUS) != 0 {
 		t.Fatal("config interrupt before DRIVER_OK")
 	}

@@ -236,7 +236,7 @@ func (d *Device) fail(err error) {
 	}
 	d.broken = true
 	d.dropHeldLocked()
-	mmio.NeedsReset(d.irq)
+	mmio.NeedsReset(d.irq, err)
 }
 
 // transmit sends every frame the guest queued, in batches of at most

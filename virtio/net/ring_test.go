@@ -130,9 +130,9 @@ type fakeIRQ struct {
 	used, config, needsReset int
 }
 
-func (f *fakeIRQ) SignalUsed()    { f.mu.Lock(); f.used++; f.mu.Unlock() }
-func (f *fakeIRQ) SignalConfig()  { f.mu.Lock(); f.config++; f.mu.Unlock() }
-func (f *fakeIRQ) SetNeedsReset() { f.mu.Lock(); f.needsReset++; f.mu.Unlock() }
+func (f *fakeIRQ) SignalUsed()         { f.mu.Lock(); f.used++; f.mu.Unlock() }
+func (f *fakeIRQ) SignalConfig()       { f.mu.Lock(); f.config++; f.mu.Unlock() }
+func (f *fakeIRQ) SetNeedsReset(error) { f.mu.Lock(); f.needsReset++; f.mu.Unlock() }
 func (f *fakeIRQ) counts() (int, int, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -250,5 +250,5 @@ func (d *Device) fail(err error) {
 		return
 	}
 	d.broken = true
-	mmio.NeedsReset(d.irq)
+	mmio.NeedsReset(d.irq, err)
 }

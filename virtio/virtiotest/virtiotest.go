@@ -117,7 +117,7 @@ func (f *IRQ) SignalUsed() { f.mu.Lock(); f.used++; f.mu.Unlock() }
 func (f *IRQ) SignalConfig() { f.mu.Lock(); f.config++; f.mu.Unlock() }
 
 // SetNeedsReset is what the transport offers devices after bad guest input.
-func (f *IRQ) SetNeedsReset() { f.mu.Lock(); f.reset++; f.mu.Unlock() }
+func (f *IRQ) SetNeedsReset(error) { f.mu.Lock(); f.reset++; f.mu.Unlock() }
 
 // Counts returns how many used-buffer interrupts, configuration interrupts
 // and needs-reset reports the device made.
