@@ -34,10 +34,14 @@ func TestPcmkTables(t *testing.T) {
 		"fail-count +1 per failure: 0/2",                        // the fast path's double counts
 		"address on the standby, monitor / fast path: mean 17×", // 6.9 s / 0.4 s
 		"Node loss",
+		"n/a: corosync's membership", // nothing told Pacemaker: it saw the node go
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tables lack %q:\n%s", want, out)
 		}
+	}
+	if strings.Count(out, "monitor / fast path") != 2 {
+		t.Errorf("want the two ratio lines of Table 1 only (none for node loss):\n%s", out)
 	}
 	b.Reset()
 	if err := writePcmkCSV(&b, samplePcmk()); err != nil {
