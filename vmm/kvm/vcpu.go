@@ -25,9 +25,10 @@ var ErrInterrupted = errors.New("KVM_RUN interrupted")
 // that runs it (KVM ties a vCPU to the task that last ran KVM_RUN), except
 // Kick.
 type VCPU struct {
-	ID  int
-	fd  uintptr
-	run Run
+	ID   int
+	fd   uintptr
+	vmfd uintptr // the VM's descriptor, for per-VM KVM_CHECK_EXTENSION
+	run  Run
 }
 
 // Fd returns the vCPU file descriptor.

@@ -20,6 +20,10 @@ func (vm *VM) Fd() uintptr { return vm.fd }
 // closed too.
 func (vm *VM) Close() error { return unix.Close(int(vm.fd)) }
 
+// CheckExtension returns KVM_CHECK_EXTENSION asked on the VM descriptor,
+// where some capabilities (KVM_CAP_XSAVE2's size) are answered for this VM.
+func (vm *VM) CheckExtension(cap int) int { return checkExtension(vm.fd, cap) }
+
 // SetMemory registers size bytes of host memory at hostAddr as guest RAM
 // in slot at gpa (KVM_SET_USER_MEMORY_REGION). The host mapping must stay
 // in place while the VM lives.
@@ -106,5 +110,5 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		unix.Close(int(fd))
 		return nil, fmt.Errorf("mmap kvm_run of vCPU %d: %w", id, err)
 	}
-	return &VCPU{ID: id, fd: fd, run: Run{b: run}}, nil
+	return &VCPU{ID: id, fd: fd, vmfd: vm.fd, run: Run{b: run}}, nil
 }
