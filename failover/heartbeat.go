@@ -65,8 +65,26 @@ type Heartbeat struct {
 	// times what it would have seen, beside the one that decides.
 	MeasureOnly bool
 
-	mu    sync.Mutex
-	polls uint64
+	mu      sync.Mutex
+	polls   uint64            // rounds completed
+	inRound bool              // a round's checks are running
+	rearm   map[string]uint64 // node → the first round Rearm applies to
+}
+
+// Rearm implements Rearmer: node is reported again on its next failed
+// checks, from the first round whose checks start after this call (a
+// round in flight may still be checking the old guest).
+func (h *Heartbeat) Rearm(node string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rearm == nil {
+		h.rearm = map[string]uint64{}
+	}
+	first := h.polls + 1
+	if h.inRound {
+		first++
+	}
+	h.rearm[node] = first
 }
 
 // Name returns Label, or "heartbeat".
@@ -130,6 +148,10 @@ func (h *Heartbeat) Run(ctx context.Context, out chan<- Verdict) error {
 	errs := make([]error, len(h.Targets))
 	next := clock.Now()
 	for {
+		h.mu.Lock()
+		h.inRound = true
+		round := h.polls + 1
+		h.mu.Unlock()
 		var wg sync.WaitGroup
 		for i, t := range h.Targets {
 			wg.Add(1)
@@ -146,6 +168,13 @@ func (h *Heartbeat) Run(ctx context.Context, out chan<- Verdict) error {
 		}
 		h.mu.Lock()
 		h.polls++
+		h.inRound = false
+		for i, t := range h.Targets {
+			if first, ok := h.rearm[t.Node]; ok && round >= first {
+				failed[i], reported[i] = 0, false
+				delete(h.rearm, t.Node)
+			}
+		}
 		h.mu.Unlock()
 		for i, t := range h.Targets {
 			if errs[i] == nil {

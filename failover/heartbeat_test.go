@@ -190,3 +190,49 @@ func TestHeartbeatMeasureOnly(t *testing.T) {
 		t.Errorf("verdict %+v: want measure-only from heartbeat-1s", v)
 	}
 }
+
+// hookCheck fails while down is set and runs during (if set) inside the
+// check, as a round is in flight.
+type hookCheck struct {
+	switchCheck
+	during func()
+}
+
+func (c *hookCheck) Check(ctx context.Context) error {
+	if c.during != nil {
+		c.during()
+		c.during = nil
+	}
+	return c.switchCheck.Check(ctx)
+}
+
+// TestHeartbeatRearm: a node reported once is not reported again while
+// its checks keep failing, unless the manager rearms it (the node was
+// rebooted): then the next round that started after Rearm reports it,
+// even with no pass in between; a Rearm while a round is in flight does
+// not apply to that round (its check may have seen the old guest).
+func TestHeartbeatRearm(t *testing.T) {
+	check := &hookCheck{}
+	check.down.Store(true)
+	h := &failover.Heartbeat{Targets: []failover.Target{{Node: "a", Kind: failover.ServiceFailure, Check: check}},
+		Period: 10 * time.Second}
+	_, out, step := hbRun(t, h, &check.switchCheck)
+	oneVerdict(t, out) // the first round's miss
+	step(10 * time.Second)
+	noVerdict(t, out) // still down: reported once
+	h.Rearm("a")
+	step(10 * time.Second)
+	if v := oneVerdict(t, out); v.Node != "a" {
+		t.Errorf("verdict after Rearm for %q", v.Node)
+	}
+	step(10 * time.Second)
+	noVerdict(t, out) // once again
+	check.during = func() { h.Rearm("a") }
+	step(10 * time.Second) // Rearm inside this round's check
+	noVerdict(t, out)
+	step(10 * time.Second)
+	oneVerdict(t, out)
+	h.Rearm("b") // not a target: nothing
+	step(10 * time.Second)
+	noVerdict(t, out)
+}

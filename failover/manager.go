@@ -106,6 +106,7 @@ type Manager struct {
 	timelines []*Timeline
 	open      map[string]*Timeline // a failed active's failover, until it rejoins
 	measured  map[string]Verdict   // the first measure-only verdict per node since it was healthy
+	detectors []Detector           // Run's, told when a node rejoins (Rearmer)
 }
 
 // NewManager returns a Manager for cfg's cluster; nothing runs until
@@ -160,6 +161,9 @@ func (m *Manager) Run(ctx context.Context, detectors ...Detector) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	m.mu.Lock()
+	m.detectors = detectors
+	m.mu.Unlock()
 	out := make(chan Verdict, 64)
 	errc := make(chan error, len(detectors))
 	for _, d := range detectors {
@@ -372,6 +376,11 @@ func (m *Manager) recovered(node string, err error) {
 	}
 	m.stats.Recoveries++
 	m.transition(node, Standby, "recovered")
+	for _, d := range m.detectors {
+		if r, ok := d.(Rearmer); ok {
+			r.Rearm(node)
+		}
+	}
 	if tl := m.open[node]; tl != nil {
 		tl.RecoveredNS = m.now()
 		delete(m.open, node)

@@ -76,3 +76,39 @@ func TestRunDetectorError(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// rearmDetector sends one verdict for a and records the manager's Rearm
+// calls.
+type rearmDetector struct {
+	detectorFunc
+	rearmed chan string
+}
+
+func (d rearmDetector) Rearm(node string) { d.rearmed <- node }
+
+// TestRunRearmsOnRejoin: once a failed node is recovered and rejoins, the
+// manager tells each detector that holds back repeated verdicts
+// (failover.Rearmer), so a failure of the rebooted guest is reported.
+func TestRunRearmsOnRejoin(t *testing.T) {
+	c := newCluster(t, false, "a", "b")
+	d := rearmDetector{detectorFunc{"heartbeat", func(ctx context.Context, out chan<- failover.Verdict) error {
+		out <- verdict("a", "heartbeat", failover.ServiceFailure, 0, t0)
+		<-ctx.Done()
+		return ctx.Err()
+	}}, make(chan string, 4)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.m.Run(ctx, d)
+	c.timeline(t) // a failed over to b
+	select {
+	case node := <-d.rearmed:
+		if node != "a" {
+			t.Errorf("rearmed %q, want a (the node that rejoined)", node)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the manager did not rearm the detector when a rejoined")
+	}
+	if s, _ := c.m.State("a"); s != failover.Standby {
+		t.Errorf("a is %v after its recovery, want standby", s)
+	}
+}

@@ -123,3 +123,13 @@ type Detector interface {
 	// ctx's error, or another error that stopped it.
 	Run(ctx context.Context, out chan<- Verdict) error
 }
+
+// Rearmer is a Detector that reports a failing node once and then holds
+// back until it sees the node healthy again (the heartbeat). The manager
+// calls Rearm when a node rejoins after its recovery: the rebooted guest
+// is a new one, and its failure must be reported even if none of the
+// detector's checks passed in between (a check that timed out while a
+// neighbour booted, say). A wrapper around a Detector must pass Rearm on.
+type Rearmer interface {
+	Rearm(node string)
+}

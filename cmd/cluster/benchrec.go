@@ -75,6 +75,14 @@ type tapped struct {
 	r *recorder
 }
 
+// Rearm passes the manager's word that node rejoined on to the wrapped
+// detector (failover.Rearmer).
+func (t tapped) Rearm(node string) {
+	if r, ok := t.Detector.(failover.Rearmer); ok {
+		r.Rearm(node)
+	}
+}
+
 // Run runs the wrapped detector, recording and passing on its verdicts,
 // those it gave just before it returned included.
 func (t tapped) Run(ctx context.Context, out chan<- failover.Verdict) error {
