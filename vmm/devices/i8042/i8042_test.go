@@ -9,6 +9,7 @@ import (
 // machine registers a controller on a port bus as the VMM does.
 type machine struct {
 	t      *testing.T
+	c      *Controller
 	io     bus.Bus
 	resets int
 }
@@ -16,6 +17,7 @@ type machine struct {
 func newMachine(t *testing.T) *machine {
 	m := &machine{t: t}
 	c := New(func() { m.resets++ })
+	m.c = c
 	if err := m.io.Register("i8042-data", I8042_DATA_REG, 1, c.Data()); err != nil {
 		t.Fatal(err)
 	}

@@ -74,14 +74,16 @@ const (
 const rtcRate1024Hz = 0x06
 
 // CMOS is a read-only MC146818 real-time clock reporting the host's time in
-// UTC: BCD values, 24-hour mode, never mid-update. Writes to its registers
-// are ignored and the rest of CMOS RAM reads as zero. It implements
-// bus.Device and is safe for concurrent use.
+// UTC, plus a fixed offset (zero but after a restore, see CMOSState): BCD
+// values, 24-hour mode, never mid-update. Writes to its registers are
+// ignored and the rest of CMOS RAM reads as zero. It implements bus.Device
+// and is safe for concurrent use.
 type CMOS struct {
 	now func() time.Time
 
-	mu    sync.Mutex
-	index byte
+	mu     sync.Mutex
+	index  byte
+	offset time.Duration // the RTC's time minus the host's
 }
 
 // NewCMOS returns a clock that reads the time from now; nil means time.Now.
@@ -131,7 +133,7 @@ func (c *CMOS) register(reg byte) byte {
 	case RTC_REG_D:
 		return RTC_VRT
 	}
-	t := c.now().UTC()
+	t := c.now().Add(c.offset).UTC()
 	switch reg {
 	case RTC_SECONDS:
 		return bcd(t.Second())

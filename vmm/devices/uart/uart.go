@@ -271,10 +271,17 @@ func (u *UART) readLSR() byte {
 	return lsr
 }
 
+// lineLevel is the interrupt line's level the registers give: asserted
+// while an interrupt is pending and OUT2 drives the line (never in loopback
+// mode).
+func (u *UART) lineLevel() bool {
+	return u.pendingIIR() != UART_IIR_NO_INT &&
+		u.mcr&(UART_MCR_OUT2|UART_MCR_LOOP) == UART_MCR_OUT2
+}
+
 // updateIRQ recomputes the interrupt line and reports a change to irq.
 func (u *UART) updateIRQ() {
-	level := u.pendingIIR() != UART_IIR_NO_INT &&
-		u.mcr&(UART_MCR_OUT2|UART_MCR_LOOP) == UART_MCR_OUT2
+	level := u.lineLevel()
 	if level == u.level {
 		return
 	}
