@@ -46,6 +46,7 @@ type Device struct {
 	mem     *guestmem.Memory
 	irq     mmio.Interrupt
 	broken  bool
+	paused  bool   // Pause: input is held, nothing delivered
 	pending []byte // host input not yet delivered
 	txBuf   [txChunk]byte
 
@@ -183,7 +184,7 @@ func (d *Device) TxDropped() uint64 { return d.txDropped.Load() }
 // posted.
 func (d *Device) deliver() {
 	q := d.q[receiveq]
-	if q == nil || d.broken || len(d.pending) == 0 {
+	if q == nil || d.broken || d.paused || len(d.pending) == 0 {
 		return
 	}
 	for len(d.pending) > 0 {

@@ -49,7 +49,8 @@ type ActivateContext struct {
 // its calls to the methods below (never two at once), except that Notify
 // may run alongside ReadConfig and WriteConfig; they must not call back
 // into the Transport's Read, Write or Close. They may call the Interrupt
-// methods and SetNeedsReset from any goroutine.
+// methods and SetNeedsReset from any goroutine. A device that can be
+// snapshotted also implements Restorer.
 type Device interface {
 	// DeviceID is the virtio device type (spec 5, e.g. 2 for block). Zero
 	// is reserved and makes Linux skip the device.

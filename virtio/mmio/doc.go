@@ -16,6 +16,12 @@
 // that notified, so a device busy with I/O never stalls the vCPUs reading
 // its registers. The legacy (version 1) interface is not implemented.
 //
+// For a snapshot (issue 12) a transport pauses (Pause), reports every
+// register the driver can observe with its device's state and queue
+// positions (State), and a new transport takes them back before the guest
+// runs (Restore), re-activating the device through Restorer without the
+// guest's negotiation.
+//
 // Linux guests find a transport through the kernel command line (see
 // CmdlineParam) or a device-tree node; its driver is
 // drivers/virtio/virtio_mmio.c.

@@ -18,6 +18,9 @@ import "sync"
 // also drops what is pending and bumps epoch, so no notification accepted
 // before a reset reaches the device after it.
 //
+// While the transport is paused (Transport.Pause, for a snapshot) either
+// way only marks the queue pending; Resume delivers what is pending.
+//
 // Lock order: Transport.mu, then deliverMu, then mu. Device.Notify runs
 // with deliverMu held and may take irqMu (interrupts), never Transport.mu.
 type notifier struct {
@@ -26,7 +29,8 @@ type notifier struct {
 	mu       sync.Mutex
 	epoch    uint64 // resets so far
 	closed   bool   // Close ran: nothing is delivered any more
-	pending  []bool // per queue, worker mode only
+	paused   bool   // Transport.Pause: notifications wait in pending
+	pending  []bool // per queue: with a worker, or held back by a pause
 	npending int
 	next     int           // round-robin cursor over pending
 	wake     chan struct{} // capacity 1; nil without a worker
@@ -56,7 +60,6 @@ func (t *Transport) StartNotifyWorker() {
 	if n.wake != nil || n.closed {
 		return
 	}
-	n.pending = make([]bool, len(t.queues))
 	n.wake = make(chan struct{}, 1)
 	n.stop = make(chan struct{})
 	n.done = make(chan struct{})
@@ -96,10 +99,7 @@ func (n *notifier) accept(queue uint32) delivery {
 	if n.wake == nil {
 		return delivery{ok: !n.closed, queue: queue, epoch: n.epoch}
 	}
-	if !n.pending[queue] {
-		n.pending[queue] = true
-		n.npending++
-	}
+	n.holdLocked(queue)
 	select {
 	case n.wake <- struct{}{}:
 	default: // already awake or about to be
@@ -118,9 +118,22 @@ func (t *Transport) deliver(d delivery) {
 	defer n.deliverMu.Unlock()
 	n.mu.Lock()
 	live := !n.closed && n.epoch == d.epoch
+	if live && n.paused {
+		n.holdLocked(d.queue)
+		live = false
+	}
 	n.mu.Unlock()
 	if live {
 		t.dev.Notify(d.queue)
+	}
+}
+
+// holdLocked marks queue pending, to be delivered later. Called with mu
+// held.
+func (n *notifier) holdLocked(queue uint32) {
+	if !n.pending[queue] {
+		n.pending[queue] = true
+		n.npending++
 	}
 }
 
@@ -132,6 +145,45 @@ func (n *notifier) dropForReset() {
 	n.epoch++
 	clear(n.pending)
 	n.npending = 0
+}
+
+// pause holds deliveries back (they wait in pending) and waits for a
+// Notify in flight to return. Called by Transport.Pause with
+// Transport.mu held.
+func (n *notifier) pause() {
+	n.mu.Lock()
+	n.paused = true
+	n.mu.Unlock()
+	n.deliverMu.Lock() // a Notify in flight, on any goroutine
+	n.deliverMu.Unlock()
+}
+
+// resume ends a pause. With a worker it wakes the worker for what was held
+// back; otherwise it returns the held deliveries, for the caller to run
+// once it has dropped Transport.mu. Called with Transport.mu held.
+func (n *notifier) resume() []delivery {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.paused = false
+	if n.npending == 0 {
+		return nil
+	}
+	if n.wake != nil {
+		select {
+		case n.wake <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	var ds []delivery
+	for q, p := range n.pending {
+		if p {
+			ds = append(ds, delivery{ok: !n.closed, queue: uint32(q), epoch: n.epoch})
+		}
+	}
+	clear(n.pending)
+	n.npending = 0
+	return ds
 }
 
 // notifyWorker delivers pending notifications until Close.
@@ -156,7 +208,7 @@ func (t *Transport) deliverPending() bool {
 	n.deliverMu.Lock()
 	defer n.deliverMu.Unlock()
 	n.mu.Lock()
-	if n.closed || n.npending == 0 {
+	if n.closed || n.paused || n.npending == 0 {
 		n.mu.Unlock()
 		return false
 	}

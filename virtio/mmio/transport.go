@@ -49,6 +49,8 @@ type Transport struct {
 	driverOK   bool   // DRIVER_OK is set: interrupts may be raised
 	active     bool   // Activate succeeded (or is running) since the last reset
 
+	paused bool // Pause: notifications held back, the device paused (mu)
+
 	ntf notifier
 
 	reject     atomic.Pointer[func(error)] // SetRejectHook's fn
@@ -74,6 +76,7 @@ func New(dev Device, mem *guestmem.Memory, irq func(level bool)) *Transport {
 	for _, m := range dev.QueueMaxSizes() {
 		t.queues = append(t.queues, queueState{max: m})
 	}
+	t.ntf.pending = make([]bool, len(t.queues))
 	t.resetQueues()
 	return t
 }

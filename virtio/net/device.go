@@ -55,11 +55,13 @@ type Stats struct {
 	RxDropTooBig      uint64 // frame larger than the posted receive buffer
 	RxDropNoBuffer    uint64 // MaxHeld frames already waiting for buffers
 	RxDropInactive    uint64 // device not active (before DRIVER_OK, reset, broken)
+	RxDropRestore     uint64 // held for the guest when the restored snapshot was taken
 }
 
 type counters struct {
 	txFrames, txBytes, txDropped, txErrors                       atomic.Uint64
 	rxFrames, rxBytes, rxDropTooBig, rxDropNoBuf, rxDropInactive atomic.Uint64
+	rxDropRestore                                                atomic.Uint64
 }
 
 // Device is a virtio-net device with one receive and one transmit queue,
@@ -83,6 +85,7 @@ type Device struct {
 	irq    mmio.Interrupt
 	broken bool // bad guest input seen; wait for a reset
 	closed bool
+	paused bool // Pause: frames are held, none delivered or sent
 	linkUp bool
 	held   [][]byte // received frames waiting for receive buffers
 	rxErr  error    // why the receive goroutine stopped
@@ -115,7 +118,7 @@ func (d *Device) Stats() Stats {
 		TxDropped: d.st.txDropped.Load(), TxErrors: d.st.txErrors.Load(),
 		RxFrames: d.st.rxFrames.Load(), RxBytes: d.st.rxBytes.Load(),
 		RxDropTooBig: d.st.rxDropTooBig.Load(), RxDropNoBuffer: d.st.rxDropNoBuf.Load(),
-		RxDropInactive: d.st.rxDropInactive.Load(),
+		RxDropInactive: d.st.rxDropInactive.Load(), RxDropRestore: d.st.rxDropRestore.Load(),
 	}
 }
 
@@ -266,7 +269,7 @@ func (d *Device) popTx() (frames [][]byte, more bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	q := d.q[transmitq]
-	if q == nil || d.broken || d.closed {
+	if q == nil || d.broken || d.closed || d.paused {
 		return nil, false
 	}
 	var used bool
@@ -348,7 +351,7 @@ func (d *Device) receive(frame []byte) {
 		return
 	}
 	d.held = append(d.held, bytes.Clone(frame))
-	d.deliverLocked()
+	d.deliverLocked() // a no-op while paused: the frame waits
 }
 
 // deliverLocked moves held frames into the receive buffers the guest has
@@ -357,7 +360,7 @@ func (d *Device) receive(frame []byte) {
 // driver recycles it). Called with mu held.
 func (d *Device) deliverLocked() {
 	q := d.q[receiveq]
-	if q == nil || d.broken || d.closed || len(d.held) == 0 {
+	if q == nil || d.broken || d.closed || d.paused || len(d.held) == 0 {
 		return
 	}
 	var hdr [HeaderLen]byte

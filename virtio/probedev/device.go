@@ -62,6 +62,7 @@ type Device struct {
 	mem       *guestmem.Memory
 	irq       mmio.Interrupt
 	broken    bool
+	paused    bool     // Pause: commands wait, no queue is touched
 	pending   [][]byte // commands not yet in a loader buffer
 	delivered uint64   // commands put into loader buffers, ever
 	received  uint64   // messages taken off the listener queue, ever
@@ -164,7 +165,7 @@ func (d *Device) Counts() (delivered, pending, received uint64) {
 // deliver moves pending commands into posted loader buffers, one each.
 func (d *Device) deliver() error {
 	q := d.q[wire.QueueLoader]
-	if q == nil || len(d.pending) == 0 {
+	if q == nil || d.paused || len(d.pending) == 0 {
 		return nil
 	}
 	moved := false
@@ -204,7 +205,7 @@ func (d *Device) deliver() error {
 // the device needs a reset, and nothing of it is read. d.mu is held.
 func (d *Device) collect() {
 	q := d.q[wire.QueueListener]
-	if q == nil {
+	if q == nil || d.paused {
 		return
 	}
 	at := d.now()

@@ -1,0 +1,97 @@
+package net
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/tracevisor/tracevisor/virtio/mmio"
+	"github.com/tracevisor/tracevisor/virtio/queue"
+)
+
+// State is the network device's own part of a snapshot (issue 12).
+//
+// Frames held for the guest (received while it had posted no buffer) are
+// not saved: a network may drop frames, and the peer's protocols resend.
+// The restored device counts them in Stats.RxDropRestore; the original
+// delivers them on Resume. Transmission runs to completion inside Notify,
+// which the transport holds back while paused, so no guest frame is in
+// flight. The counters are host-side and start again from zero.
+type State struct {
+	// MAC is the address the guest's driver read from the config space;
+	// restore refuses a device configured with another (the guest keeps
+	// using the one it read: virtio-net cannot tell it of a new one).
+	MAC [6]byte `json:"mac"`
+	// LinkUp is the link status the guest sees.
+	LinkUp bool `json:"link_up"`
+	// Broken: the device met bad guest input and waits for a reset.
+	Broken bool `json:"broken"`
+	// Held is how many received frames waited for receive buffers; they
+	// are dropped by the restore (at most MaxHeld).
+	Held int `json:"held"`
+}
+
+// Pause implements mmio.Restorer: received frames are held (up to
+// MaxHeld, then dropped and counted as usual), none is delivered, and no
+// transmit chain is taken.
+func (d *Device) Pause() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.paused = true
+}
+
+// Resume implements mmio.Restorer: it delivers the frames held meanwhile.
+func (d *Device) Resume() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.paused = false
+	d.deliverLocked()
+}
+
+// SaveState implements mmio.Restorer.
+func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, err := json.Marshal(State{MAC: d.mac, LinkUp: d.linkUp, Broken: d.broken, Held: len(d.held)})
+	if err != nil || d.q == [2]*queue.Queue{} {
+		return b, nil, err
+	}
+	return b, d.q[:], nil
+}
+
+// RestoreState implements mmio.Restorer.
+func (d *Device) RestoreState(raw json.RawMessage) error {
+	var s State
+	if err := mmio.DecodeState(raw, &s); err != nil {
+		return fmt.Errorf("virtio-net: %w", err)
+	}
+	if s.MAC != d.mac {
+		return fmt.Errorf("virtio-net: %w: MAC %x, this device has %x", mmio.ErrStateMismatch, s.MAC, d.mac)
+	}
+	if s.Held < 0 || s.Held > MaxHeld {
+		return fmt.Errorf("virtio-net: %w: %d held frames, at most %d", mmio.ErrBadState, s.Held, MaxHeld)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.q != [2]*queue.Queue{} || d.closed {
+		return fmt.Errorf("virtio-net: %w", mmio.ErrNotFresh)
+	}
+	d.linkUp, d.broken = s.LinkUp, s.Broken
+	d.st.rxDropRestore.Add(uint64(s.Held))
+	return nil
+}
+
+// RestoreActive implements mmio.Restorer.
+func (d *Device) RestoreActive(ctx mmio.ActivateContext, qs []*queue.Queue) error {
+	if len(qs) != 2 {
+		return fmt.Errorf("virtio-net: %d queues restored, want 2", len(qs))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("virtio-net: device closed")
+	}
+	d.q, d.mem, d.irq = [2]*queue.Queue{qs[0], qs[1]}, ctx.Mem, ctx.Interrupt
+	return nil
+}
+
+var _ mmio.Restorer = (*Device)(nil)
