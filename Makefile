@@ -28,7 +28,7 @@ export TRACEVISOR_BUILD := $(abspath $(BUILD))
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
 FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest ./virtio/net:FuzzStreamRecv \
-	./wire:FuzzDecode ./probe:FuzzParseSpec ./snapshot:FuzzRead
+	./wire:FuzzDecode ./probe:FuzzParseSpec ./snapshot:FuzzRead ./virtio/mmio:FuzzRestore
 FUZZTIME ?= 10s
 
 all: vmm cluster tvpcmk guest-kernel initramfs $(BUILD)/hostile
