@@ -46,7 +46,8 @@ func (r Region) End() uint64 { return r.GPA + r.Size() }
 // larger than the hole's start, a second one from 4 GiB.
 type Memory struct {
 	regions []Region
-	unmap   func([]byte) error
+	unmap   func([]byte) error // each region's, at Close; nil: not ours
+	release func() error       // once, at Close, after unmap; nil: none
 }
 
 // Layout returns the RAM regions (GPA, size) a guest of size bytes gets:
@@ -92,6 +93,7 @@ func FromRegions(regions ...Region) *Memory {
 
 // Regions returns the RAM regions in address order. The slices alias guest
 // RAM; callers other than the KVM memory-slot setup must not keep them.
+// The snapshot writer reads them whole while the guest is paused.
 func (m *Memory) Regions() []Region { return m.regions }
 
 // Size returns the total RAM in bytes.
@@ -103,7 +105,8 @@ func (m *Memory) Size() uint64 {
 	return n
 }
 
-// Close unmaps guest RAM. Memory must not be used afterwards.
+// Close unmaps guest RAM (for FromMappings: calls its release). Memory must
+// not be used afterwards; a second Close does nothing.
 func (m *Memory) Close() error {
 	var first error
 	for _, r := range m.regions {
@@ -114,6 +117,12 @@ func (m *Memory) Close() error {
 		}
 	}
 	m.regions = nil
+	if release := m.release; release != nil {
+		m.release = nil
+		if err := release(); err != nil && first == nil {
+			first = err
+		}
+	}
 	return first
 }
 

@@ -35,7 +35,7 @@ const inboxSize = 4096
 // commands.go sends commands and waits for answers; pending.go matches
 // each answer to the request it answers; registry.go keeps the probes;
 // rearm.go arms them again when the driver restarts; event.go decodes and
-// publishes events.
+// publishes events; state.go takes and restores its state for a snapshot.
 type Host struct {
 	tr    Transport
 	clock Clock

@@ -115,6 +115,9 @@ func (h *Host) completeLocked(r *request, a answer) {
 	if r.cmd == wire.CmdAttach {
 		a = h.attachAnsweredLocked(r, a)
 	}
+	if r.cmd == wire.CmdDetach && r.wait == nil {
+		h.detachAnsweredLocked(r, a)
+	}
 	h.leaveBatchLocked(r)
 	if r.wait != nil {
 		r.wait <- a
@@ -147,6 +150,20 @@ func (h *Host) attachAnsweredLocked(r *request, a answer) answer {
 		}
 	}
 	return a
+}
+
+// detachAnsweredLocked does what Detach does with the answer to a detach
+// nobody waits for: one restored from a snapshot (HostState), whose caller
+// stayed in the old process. Host.mu is held.
+func (h *Host) detachAnsweredLocked(r *request, a answer) {
+	p := h.reg.get(r.probe)
+	if p == nil {
+		return
+	}
+	p.detaching = false
+	if a.err == nil && (a.reply.Status == 0 || a.reply.Status == -int32(syscall.ENOENT)) {
+		h.reg.remove(p.id)
+	}
 }
 
 // abandonLocked ends r without an answer: its waiter gave up, or its

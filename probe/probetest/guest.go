@@ -52,6 +52,19 @@ func NewLogged(t *testing.T, log io.Writer) *Guest {
 	return g
 }
 
+// Clone returns a guest restored from a snapshot of g: its driver holds
+// the probes g's holds now, and its Host is a fresh one (probe.NewHost),
+// for the test to Restore. The clone's other settings are New's.
+func (g *Guest) Clone(t *testing.T) *Guest {
+	c := NewLogged(t, nil)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for id, a := range g.armed {
+		c.armed[id] = a
+	}
+	return c
+}
+
 // Refuse makes the guest answer every later attach with -errno.
 func (g *Guest) Refuse(errno syscall.Errno) { g.mu.Lock(); g.refuse = errno; g.mu.Unlock() }
 
