@@ -187,6 +187,14 @@ func (h *Host) Restore(s HostState) error {
 	return nil
 }
 
+// Validate reports whether s is a state Restore would accept (an error
+// wrapping ErrBadHostState otherwise); it changes nothing, so a restore
+// can check every layer's state before it restores any.
+func (s HostState) Validate() error {
+	_, err := s.build()
+	return err
+}
+
 // restored is a checked HostState in the Host's own form.
 type restored struct {
 	reg   registry

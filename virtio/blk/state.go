@@ -41,14 +41,29 @@ func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	return b, []*queue.Queue{d.q}, nil
 }
 
-// RestoreState implements mmio.Restorer.
-func (d *Device) RestoreState(raw json.RawMessage) error {
+// CheckState implements mmio.StateChecker.
+func (d *Device) CheckState(raw json.RawMessage) error {
+	_, err := d.checkState(raw)
+	return err
+}
+
+// checkState decodes and checks a saved state against this device's disk.
+func (d *Device) checkState(raw json.RawMessage) (State, error) {
 	var s State
 	if err := mmio.DecodeState(raw, &s); err != nil {
-		return fmt.Errorf("virtio-blk: %w", err)
+		return s, fmt.Errorf("virtio-blk: %w", err)
 	}
 	if c := d.disk.Capacity(); s.Capacity != c {
-		return fmt.Errorf("virtio-blk: %w: disk of %d sectors, this one has %d", mmio.ErrStateMismatch, s.Capacity, c)
+		return s, fmt.Errorf("virtio-blk: %w: disk of %d sectors, this one has %d", mmio.ErrStateMismatch, s.Capacity, c)
+	}
+	return s, nil
+}
+
+// RestoreState implements mmio.Restorer.
+func (d *Device) RestoreState(raw json.RawMessage) error {
+	s, err := d.checkState(raw)
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -70,4 +85,7 @@ func (d *Device) RestoreActive(ctx mmio.ActivateContext, qs []*queue.Queue) erro
 	return nil
 }
 
-var _ mmio.Restorer = (*Device)(nil)
+var (
+	_ mmio.Restorer     = (*Device)(nil)
+	_ mmio.StateChecker = (*Device)(nil)
+)

@@ -124,6 +124,9 @@ func TestRestoreRefusesOtherDisk(t *testing.T) {
 	s := virtiotest.SaveState(t, a.tr)
 
 	b := newSnapRig(t, small, virtiotest.NewMemory(1<<21))
+	if err := b.tr.Check(s); !errors.Is(err, mmio.ErrStateMismatch) {
+		t.Fatalf("Check onto a smaller disk = %v, want ErrStateMismatch (before any restore)", err)
+	}
 	if err := b.tr.Restore(s); !errors.Is(err, mmio.ErrStateMismatch) {
 		t.Fatalf("Restore onto a smaller disk = %v, want ErrStateMismatch", err)
 	}

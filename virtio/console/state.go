@@ -46,14 +46,29 @@ func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	return b, d.q[:], nil
 }
 
-// RestoreState implements mmio.Restorer.
-func (d *Device) RestoreState(raw json.RawMessage) error {
+// CheckState implements mmio.StateChecker.
+func (d *Device) CheckState(raw json.RawMessage) error {
+	_, err := decodeState(raw)
+	return err
+}
+
+// decodeState decodes and checks a saved state.
+func decodeState(raw json.RawMessage) (State, error) {
 	var s State
 	if err := mmio.DecodeState(raw, &s); err != nil {
-		return fmt.Errorf("virtio-console: %w", err)
+		return s, fmt.Errorf("virtio-console: %w", err)
 	}
 	if len(s.Pending) > maxPending {
-		return fmt.Errorf("virtio-console: %w: %d bytes of pending input, at most %d", mmio.ErrBadState, len(s.Pending), maxPending)
+		return s, fmt.Errorf("virtio-console: %w: %d bytes of pending input, at most %d", mmio.ErrBadState, len(s.Pending), maxPending)
+	}
+	return s, nil
+}
+
+// RestoreState implements mmio.Restorer.
+func (d *Device) RestoreState(raw json.RawMessage) error {
+	s, err := decodeState(raw)
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -76,4 +91,7 @@ func (d *Device) RestoreActive(ctx mmio.ActivateContext, qs []*queue.Queue) erro
 	return nil // the transport's notification of each queue delivers
 }
 
-var _ mmio.Restorer = (*Device)(nil)
+var (
+	_ mmio.Restorer     = (*Device)(nil)
+	_ mmio.StateChecker = (*Device)(nil)
+)

@@ -5,7 +5,9 @@ package mmio
 // Saving: Pause (no notification reaches the device, the device stops
 // moving buffers), State, write the snapshot (guest memory too, while still
 // paused), then Resume. Restoring: build the same Device and a New
-// Transport over the restored memory, then Restore before any vCPU runs.
+// Transport over the restored memory, Check the saved state (a VMM checks
+// every layer's state before it restores any), then Restore before any vCPU
+// runs, or RestorePaused and Resume once every layer is restored.
 // Restore re-activates an active device without the guest's negotiation
 // (Restorer.RestoreActive gets its queues at their saved positions) and
 // then notifies each of its ready queues once, as the driver would: a
@@ -52,6 +54,14 @@ type Restorer interface {
 	// rings. ctx is what Activate got: the negotiated features, the queue
 	// configurations, guest memory and the transport as Interrupt.
 	RestoreActive(ctx ActivateContext, queues []*queue.Queue) error
+}
+
+// StateChecker is implemented by a Restorer that can check its saved state
+// without taking it: CheckState refuses exactly what RestoreState would
+// refuse of the state itself (another configuration, a malformed or
+// out-of-bounds state) and changes nothing. Transport.Check uses it.
+type StateChecker interface {
+	CheckState(state json.RawMessage) error
 }
 
 // Errors of State and Restore.
@@ -141,6 +151,11 @@ func DecodeState(raw json.RawMessage, v any) error {
 func (t *Transport) Pause() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.pauseLocked()
+}
+
+// pauseLocked is Pause with mu held.
+func (t *Transport) pauseLocked() {
 	if t.paused {
 		return
 	}
@@ -155,19 +170,24 @@ func (t *Transport) Pause() {
 // back meanwhile, each queue's once.
 func (t *Transport) Resume() {
 	t.mu.Lock()
+	ds := t.resumeLocked()
+	t.mu.Unlock()
+	for _, d := range ds {
+		t.deliver(d)
+	}
+}
+
+// resumeLocked ends a pause with mu held and returns the deliveries to
+// run once mu is dropped.
+func (t *Transport) resumeLocked() []delivery {
 	if !t.paused {
-		t.mu.Unlock()
-		return
+		return nil
 	}
 	t.paused = false
 	if r, ok := t.dev.(Restorer); ok {
 		r.Resume()
 	}
-	ds := t.ntf.resume()
-	t.mu.Unlock()
-	for _, d := range ds {
-		t.deliver(d)
-	}
+	return t.ntf.resume()
 }
 
 // State returns the transport's and its device's state. The transport must
@@ -228,8 +248,22 @@ func (t *Transport) State() (State, error) {
 // runs is notified once. If the device refuses its state, the transport and
 // device are left reset, and the error returned.
 func (t *Transport) Restore(s State) error {
+	return t.restore(s, false)
+}
+
+// RestorePaused is Restore into a paused transport: the device is paused
+// (Restorer.Pause) before it is re-activated, and the one notification of
+// each queue it runs is held, as Pause holds notifications, until Resume.
+// A VMM restoring several layers restores each one paused and resumes them
+// together once all are in place, so no device runs on a half-restored
+// machine. A refused state leaves the transport reset and not paused.
+func (t *Transport) RestorePaused(s State) error {
+	return t.restore(s, true)
+}
+
+func (t *Transport) restore(s State, paused bool) error {
 	t.mu.Lock()
-	ds, err := t.restoreLocked(s)
+	ds, err := t.restoreLocked(s, paused)
 	t.mu.Unlock()
 	for _, d := range ds {
 		t.deliver(d)
@@ -237,16 +271,23 @@ func (t *Transport) Restore(s State) error {
 	return err
 }
 
-func (t *Transport) restoreLocked(s State) ([]delivery, error) {
-	r, ok := t.dev.(Restorer)
-	if !ok {
+// Check reports whether Restore would accept s on this transport, and
+// changes nothing: the transport's checks (device, configuration, status,
+// queue registers), each running queue's ring against guest memory, and
+// the device's own state where the device is a StateChecker. It does not
+// check that the transport is fresh.
+func (t *Transport) Check(s State) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := t.checkAll(s)
+	return err
+}
+
+// checkAll checks s whole and returns the queues rebuilt at their saved
+// positions (nil where the device runs none). Called with mu held.
+func (t *Transport) checkAll(s State) ([]*queue.Queue, error) {
+	if _, ok := t.dev.(Restorer); !ok {
 		return nil, fmt.Errorf("%w: %T", ErrNotRestorable, t.dev)
-	}
-	t.irqMu.Lock()
-	fresh := t.status == 0 && !t.driverOK && !t.active && !t.needsReset && !t.paused
-	t.irqMu.Unlock()
-	if !fresh {
-		return nil, ErrNotFresh
 	}
 	if err := t.checkState(s); err != nil {
 		return nil, err
@@ -262,9 +303,35 @@ func (t *Transport) restoreLocked(s State) ([]delivery, error) {
 		}
 		rings[i] = q
 	}
+	if c, ok := t.dev.(StateChecker); ok {
+		if err := c.CheckState(s.Device); err != nil {
+			return nil, err
+		}
+	}
+	return rings, nil
+}
+
+func (t *Transport) restoreLocked(s State, paused bool) ([]delivery, error) {
+	r, ok := t.dev.(Restorer)
+	if !ok {
+		return nil, fmt.Errorf("%w: %T", ErrNotRestorable, t.dev)
+	}
+	t.irqMu.Lock()
+	fresh := t.status == 0 && !t.driverOK && !t.active && !t.needsReset && !t.paused
+	t.irqMu.Unlock()
+	if !fresh {
+		return nil, ErrNotFresh
+	}
+	rings, err := t.checkAll(s)
+	if err != nil {
+		return nil, err
+	}
 	if err := r.RestoreState(s.Device); err != nil {
 		t.reset()
 		return nil, err
+	}
+	if paused {
+		t.pauseLocked()
 	}
 
 	t.status = s.Status
@@ -283,7 +350,7 @@ func (t *Transport) restoreLocked(s State) ([]delivery, error) {
 	}
 	// As activate: active before the device starts, so that interrupts
 	// from goroutines it starts are not lost.
-	err := r.RestoreActive(ActivateContext{
+	err = r.RestoreActive(ActivateContext{
 		Features:  t.drvFeat,
 		Queues:    t.queueConfigs(),
 		Mem:       t.mem,
@@ -291,6 +358,7 @@ func (t *Transport) restoreLocked(s State) ([]delivery, error) {
 	}, rings)
 	if err != nil {
 		t.reset()
+		t.resumeLocked() // nothing is pending after the reset
 		return nil, fmt.Errorf("virtio-mmio: restoring the active device: %w", err)
 	}
 	if s.NeedsReset {

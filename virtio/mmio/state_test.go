@@ -104,6 +104,12 @@ func (d *seqDevice) RestoreState(raw json.RawMessage) error {
 	return nil
 }
 
+// CheckState implements mmio.StateChecker: what RestoreState refuses.
+func (d *seqDevice) CheckState(raw json.RawMessage) error {
+	var s seqState
+	return mmio.DecodeState(raw, &s)
+}
+
 func (d *seqDevice) RestoreActive(ctx mmio.ActivateContext, qs []*queue.Queue) error {
 	if len(qs) != 1 || qs[0] == nil {
 		return fmt.Errorf("seq device: queue not running")
@@ -255,6 +261,47 @@ func testRestoreActive(t *testing.T, worker bool) {
 	}
 }
 
+// RestorePaused brings the transport back paused: the request held at
+// snapshot time is not served, and the device not notified, until Resume,
+// which serves it exactly once.
+func TestRestorePausedHoldsUntilResume(t *testing.T) {
+	for _, worker := range []bool{false, true} {
+		t.Run(fmt.Sprintf("worker=%v", worker), func(t *testing.T) {
+			a := newSeqRig(virtiotest.NewMemory(0x10000))
+			defer a.tr.Close()
+			virtiotest.Activate(t, a.tr, seqFeatures, a.ring)
+			a.request()
+			a.tr.Pause()
+			a.request() // held: in flight at snapshot time
+			s := virtiotest.SaveState(t, a.tr)
+
+			b := newSeqRig(virtiotest.CloneMemory(a.mem))
+			defer b.tr.Close()
+			if worker {
+				b.tr.StartNotifyWorker()
+			}
+			b.ring = a.ring.OnMemory(b.mem)
+			if err := b.tr.RestorePaused(s); err != nil {
+				t.Fatalf("RestorePaused: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond) // a worker would have run by now
+			b.dev.mu.Lock()
+			idx, notifies, paused := b.ring.UsedIdx(), b.dev.notifies, b.dev.paused
+			b.dev.mu.Unlock()
+			if idx != 1 || notifies != 0 || !paused {
+				t.Fatalf("restored paused: used idx %d, %d notifies, device paused %v; want 1, 0, true", idx, notifies, paused)
+			}
+			b.tr.Resume()
+			b.waitUsed(t, 2)
+			if got := b.answer(1); got != 2 || b.dev.pausedCalls != 0 {
+				t.Fatalf("after Resume: answer %d (want 2), %d notifies while paused", got, b.dev.pausedCalls)
+			}
+			b.request()
+			b.waitUsed(t, 3)
+		})
+	}
+}
+
 // A transport saved in the middle of negotiation comes back there: the
 // driver finishes it on the restored transport as if nothing happened, and
 // the device is activated normally.
@@ -375,6 +422,9 @@ func TestRestoreRefusesHostileStates(t *testing.T) {
 			s.Queues = append([]mmio.QueueState(nil), good.Queues...)
 			tc.mod(&s)
 			b := newSeqRig(virtiotest.NewMemory(0x10000))
+			if err := b.tr.Check(s); !errors.Is(err, tc.want) {
+				t.Fatalf("Check = %v, want %v (what Restore refuses)", err, tc.want)
+			}
 			err := b.tr.Restore(s)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Restore = %v, want %v", err, tc.want)
@@ -388,8 +438,20 @@ func TestRestoreRefusesHostileStates(t *testing.T) {
 		})
 	}
 
-	// And a transport the driver has touched is not restored into.
+	// Check accepts the good state and changes nothing.
 	b := newSeqRig(virtiotest.NewMemory(0x10000))
+	if err := b.tr.Check(good); err != nil {
+		t.Fatalf("Check(good) = %v", err)
+	}
+	if act, _ := b.dev.counts(); act != 0 || virtiotest.Reg(b.tr, mmio.VIRTIO_MMIO_STATUS) != 0 {
+		t.Fatalf("Check changed the transport or device")
+	}
+	if err := b.tr.Restore(good); err != nil {
+		t.Fatalf("Restore after Check: %v", err)
+	}
+
+	// And a transport the driver has touched is not restored into.
+	b = newSeqRig(virtiotest.NewMemory(0x10000))
 	virtiotest.SetReg(b.tr, mmio.VIRTIO_MMIO_STATUS, ack)
 	if err := b.tr.Restore(good); !errors.Is(err, mmio.ErrNotFresh) {
 		t.Fatalf("Restore into a used transport = %v, want ErrNotFresh", err)

@@ -58,17 +58,33 @@ func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	return b, d.q[:], nil
 }
 
-// RestoreState implements mmio.Restorer.
-func (d *Device) RestoreState(raw json.RawMessage) error {
+// CheckState implements mmio.StateChecker.
+func (d *Device) CheckState(raw json.RawMessage) error {
+	_, err := d.checkState(raw)
+	return err
+}
+
+// checkState decodes and checks a saved state against this device: the
+// one place of State's rules.
+func (d *Device) checkState(raw json.RawMessage) (State, error) {
 	var s State
 	if err := mmio.DecodeState(raw, &s); err != nil {
-		return fmt.Errorf("virtio-net: %w", err)
+		return s, fmt.Errorf("virtio-net: %w", err)
 	}
 	if s.MAC != d.mac {
-		return fmt.Errorf("virtio-net: %w: MAC %x, this device has %x", mmio.ErrStateMismatch, s.MAC, d.mac)
+		return s, fmt.Errorf("virtio-net: %w: MAC %x, this device has %x", mmio.ErrStateMismatch, s.MAC, d.mac)
 	}
 	if s.Held < 0 || s.Held > MaxHeld {
-		return fmt.Errorf("virtio-net: %w: %d held frames, at most %d", mmio.ErrBadState, s.Held, MaxHeld)
+		return s, fmt.Errorf("virtio-net: %w: %d held frames, at most %d", mmio.ErrBadState, s.Held, MaxHeld)
+	}
+	return s, nil
+}
+
+// RestoreState implements mmio.Restorer.
+func (d *Device) RestoreState(raw json.RawMessage) error {
+	s, err := d.checkState(raw)
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -94,4 +110,7 @@ func (d *Device) RestoreActive(ctx mmio.ActivateContext, qs []*queue.Queue) erro
 	return nil
 }
 
-var _ mmio.Restorer = (*Device)(nil)
+var (
+	_ mmio.Restorer     = (*Device)(nil)
+	_ mmio.StateChecker = (*Device)(nil)
+)

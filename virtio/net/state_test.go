@@ -130,6 +130,9 @@ func TestRestoreRefusesOtherMAC(t *testing.T) {
 	d := New(macB, newFakeBackend())
 	tr := mmio.New(d, virtiotest.CloneMemory(mem), nil)
 	defer func() { tr.Close(); d.Close() }()
+	if err := tr.Check(s); !errors.Is(err, mmio.ErrStateMismatch) {
+		t.Fatalf("Check onto another MAC = %v, want ErrStateMismatch (before any restore)", err)
+	}
 	if err := tr.Restore(s); !errors.Is(err, mmio.ErrStateMismatch) {
 		t.Fatalf("Restore onto another MAC = %v, want ErrStateMismatch", err)
 	}

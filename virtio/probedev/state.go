@@ -54,19 +54,34 @@ func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	return b, d.q[:], nil
 }
 
-// RestoreState implements mmio.Restorer.
-func (d *Device) RestoreState(raw json.RawMessage) error {
+// CheckState implements mmio.StateChecker.
+func (d *Device) CheckState(raw json.RawMessage) error {
+	_, err := decodeState(raw)
+	return err
+}
+
+// decodeState decodes and checks a saved state.
+func decodeState(raw json.RawMessage) (State, error) {
 	var s State
 	if err := mmio.DecodeState(raw, &s); err != nil {
-		return fmt.Errorf("probe device: %w", err)
+		return s, fmt.Errorf("probe device: %w", err)
 	}
 	if len(s.Pending) > MaxPending {
-		return fmt.Errorf("probe device: %w: %d pending commands, at most %d", mmio.ErrBadState, len(s.Pending), MaxPending)
+		return s, fmt.Errorf("probe device: %w: %d pending commands, at most %d", mmio.ErrBadState, len(s.Pending), MaxPending)
 	}
 	for i, c := range s.Pending {
 		if len(c) > wire.BufSize {
-			return fmt.Errorf("probe device: %w: pending command %d of %d bytes, at most %d", mmio.ErrBadState, i, len(c), wire.BufSize)
+			return s, fmt.Errorf("probe device: %w: pending command %d of %d bytes, at most %d", mmio.ErrBadState, i, len(c), wire.BufSize)
 		}
+	}
+	return s, nil
+}
+
+// RestoreState implements mmio.Restorer.
+func (d *Device) RestoreState(raw json.RawMessage) error {
+	s, err := decodeState(raw)
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -89,4 +104,7 @@ func (d *Device) RestoreActive(ctx mmio.ActivateContext, qs []*queue.Queue) erro
 	return nil
 }
 
-var _ mmio.Restorer = (*Device)(nil)
+var (
+	_ mmio.Restorer     = (*Device)(nil)
+	_ mmio.StateChecker = (*Device)(nil)
+)
