@@ -19,8 +19,12 @@ const (
 
 // setup prepares the vCPU on its own thread: MSRs for every vCPU, and the
 // boot protocol's entry state for the boot CPU. Application processors keep
-// KVM's reset state and wait for INIT/SIPI from the in-kernel LAPIC.
+// KVM's reset state and wait for INIT/SIPI from the in-kernel LAPIC. A
+// restored machine's vCPUs need none of it.
 func (v *vcpu) setup() error {
+	if v.m.restored {
+		return nil // the snapshot's state is in, MSRs and all
+	}
 	if err := v.kvm.SetMSRs([]gokvm.MSREntry{
 		{Index: msrIA32MiscEnable, Data: miscEnableFastString},
 		{Index: msrMTRRdefType, Data: mtrrDefTypeEnable | mtrrTypeWriteBack},

@@ -28,8 +28,10 @@ const maxUnhandledLogs = 32
 
 // devices is the machine's device set.
 type devices struct {
-	console   *consoleTap
 	uart      *uart.UART
+	kbd       *i8042.Controller
+	cmos      *legacy.CMOS
+	debug     *debugport.Device
 	unclaimed atomic.Int64
 	m         *Machine
 }
@@ -50,8 +52,9 @@ func (m *Machine) attachDevices() (*devices, error) {
 	default:
 		go d.uart.ReadFrom(m.cfg.ConsoleIn)
 	}
-	kbd := i8042.New(func() { m.end(m.refine(Ending{Kind: EndReset, Reason: "guest reset (i8042 reset pulse)"})) })
-	dbg := debugport.New(debugport.Callbacks{
+	d.kbd = i8042.New(func() { m.end(m.refine(Ending{Kind: EndReset, Reason: "guest reset (i8042 reset pulse)"})) })
+	d.cmos = legacy.NewCMOS(time.Now)
+	d.debug = debugport.New(debugport.Callbacks{
 		Event: func(ev debugport.Event, t time.Time) {
 			if ev == debugport.EventInitStart { // the boot timer; CMD_START is not used yet
 				m.events.recordInit(t)
@@ -65,16 +68,16 @@ func (m *Machine) attachDevices() (*devices, error) {
 		dev        bus.Device
 	}{
 		{"com1", com1Port, com1Ports, d.uart},
-		{"i8042-data", i8042Data, 1, kbd.Data()},
-		{"i8042-command", i8042Cmd, 1, kbd.Command()},
-		{"cmos", cmosPort, cmosPorts, legacy.NewCMOS(time.Now)},
+		{"i8042-data", i8042Data, 1, d.kbd.Data()},
+		{"i8042-command", i8042Cmd, 1, d.kbd.Command()},
+		{"cmos", cmosPort, cmosPorts, d.cmos},
 		{"post", postPort, 1, legacy.Sink{}},
 	} {
 		if err := m.pio.Register(r.name, r.base, r.size, r.dev); err != nil {
 			return nil, err
 		}
 	}
-	if err := m.mmio.Register("tracevisor-debug", debugport.Base, debugport.Size, dbg); err != nil {
+	if err := m.mmio.Register("tracevisor-debug", debugport.Base, debugport.Size, d.debug); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -22,6 +22,7 @@ import (
 // Machine states as Status reports them.
 const (
 	StateRunning = "running" // the guest runs (or has not started yet)
+	StatePaused  = "paused"  // paused (Pause, a snapshot): Resume lets it run on
 	StateFenced  = "fenced"  // fenced: no vCPU enters the guest again
 	StateEnded   = "ended"   // the run ended without a fence
 )
@@ -117,6 +118,7 @@ func (m *Machine) BeginFence(reason string) bool {
 	for _, v := range m.vcpus {
 		v.kick()
 	}
+	m.pause.free() // parked vCPUs leave their loops for the fence
 	if !f.started || f.out == len(m.vcpus) {
 		// No vCPU loop runs: none can enter the guest; those Run starts
 		// later park before their first KVM_RUN.
@@ -171,6 +173,8 @@ func (m *Machine) Status() Status {
 		s.FenceTookNS = int64(f.took)
 	case m.ended():
 		s.State = StateEnded
+	case m.pause.on.Load():
+		s.State = StatePaused
 	}
 	for i, v := range m.vcpus {
 		c := VCPUStatus{ID: i}
@@ -185,6 +189,7 @@ func (m *Machine) Status() Status {
 
 // runStarted records that Run is starting the vCPU loops.
 func (m *Machine) runStarted() {
+	m.pause.start(len(m.vcpus)) // before started: a Pause from then on finds them
 	m.fence.mu.Lock()
 	m.fence.started = true
 	m.fence.cpus = make([]VCPUStatus, len(m.vcpus))
@@ -219,6 +224,7 @@ func (v *vcpu) park() {
 // of a fenced machine completes the fence.
 func (v *vcpu) left() {
 	v.tid.Store(0) // the thread may run other goroutines now: kick it no more
+	v.m.pause.gone(v.kvm.ID)
 	f := &v.m.fence
 	f.mu.Lock()
 	defer f.mu.Unlock()

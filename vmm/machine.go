@@ -5,7 +5,10 @@
 //
 // A Machine runs one guest once: New builds it, Run starts the vCPUs and
 // returns how the guest ended (Ending). Fence (fence.go) stops its vCPUs
-// for good while the process, guest RAM and the control API live on.
+// for good while the process, guest RAM and the control API live on;
+// Pause (pause.go) stops them for a while. Snapshot (snapshot.go) writes
+// the running guest to a directory, and New with Config.Restore
+// (restore.go) builds a machine that resumes it there.
 package vmm
 
 import (
@@ -17,8 +20,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	gokvm "github.com/bobuhiro11/gokvm/kvm"
 	"github.com/tracevisor/tracevisor/guestmem"
 	vconsole "github.com/tracevisor/tracevisor/virtio/console"
+	"github.com/tracevisor/tracevisor/virtio/mmio"
 	"github.com/tracevisor/tracevisor/vmm/boot"
 	"github.com/tracevisor/tracevisor/vmm/bus"
 	"github.com/tracevisor/tracevisor/vmm/kvm"
@@ -67,6 +72,18 @@ type Config struct {
 	// ProfileGuest samples where the guest's vCPUs execute every
 	// profilePeriod and writes the top functions to Log when the run ends.
 	ProfileGuest bool
+
+	// Restore, when set, is a snapshot directory (see Snapshot): New
+	// builds the machine from it, memory mapped copy-on-write from its
+	// memory file, instead of loading a kernel, and Run resumes the guest
+	// where it was. Kernel, Initrd and Cmdline are not used. The rest of
+	// the configuration must be the one the snapshot was taken with (its
+	// fingerprint: see snapshotConfig), on a VMM of the same Version and
+	// host profile; New refuses any other snapshot before it touches KVM.
+	Restore string
+	// Layer, when not nil, keeps the state of what runs above the machine
+	// (the probe host) in its snapshots and gives it back on a restore.
+	Layer Layer
 }
 
 // Machine is one VM.
@@ -81,10 +98,16 @@ type Machine struct {
 	boot  *boot.CPU
 	dev   *devices
 
-	cmdline string
-	tap     consoleTap       // every console's output passes through it
-	console *vconsole.Device // the virtio console, when configured
-	closers []io.Closer      // eventfds and the like, closed with the machine
+	cmdline    string
+	tap        consoleTap        // every console's output passes through it
+	console    *vconsole.Device  // the virtio console, when configured
+	transports []*mmio.Transport // one per cfg.Virtio entry, in order
+	closers    []io.Closer       // eventfds and the like, closed with the machine
+
+	ctl          sync.Mutex      // one Pause, Resume or Snapshot at a time
+	pause        pauser          // see pause.go
+	restored     bool            // built from a snapshot: Run resumes, no boot set-up
+	restoreClock *kvm.ClockState // kvmclock to set just before a restored guest runs
 
 	eventfdNotifies atomic.Int64 // queue notifications that came by ioeventfd
 
@@ -125,13 +148,30 @@ func New(cfg Config) (*Machine, error) {
 	return m, nil
 }
 
-// build does New's work on a Machine that Close can always release.
+// openKVM opens /dev/kvm; tests replace it to prove what happens before.
+var openKVM = kvm.Open
+
+// build does New's work on a Machine that Close can always release. A
+// restore reads and checks the whole snapshot and maps its memory before
+// the first KVM call, and restores nothing until every section passed.
 func (m *Machine) build() error {
+	if m.cfg.VirtioConsole {
+		m.console = vconsole.New(&m.tap)
+		m.cfg.Virtio = append([]VirtioDevice{{Name: "console", Device: m.console}}, m.cfg.Virtio...)
+	}
+	if len(m.cfg.Virtio) > MaxVirtioDevices {
+		return fmt.Errorf("%d virtio devices: at most %d", len(m.cfg.Virtio), MaxVirtioDevices)
+	}
+	var plan *restorePlan
 	var err error
-	if m.mem, err = guestmem.New(m.cfg.MemBytes); err != nil {
+	if m.cfg.Restore != "" {
+		if plan, err = m.loadSnapshot(); err != nil {
+			return err
+		}
+	} else if m.mem, err = guestmem.New(m.cfg.MemBytes); err != nil {
 		return err
 	}
-	if m.sys, err = kvm.Open(); err != nil {
+	if m.sys, err = openKVM(); err != nil {
 		return err
 	}
 	if m.vm, err = m.sys.CreateVM(); err != nil {
@@ -144,30 +184,11 @@ func (m *Machine) build() error {
 	if err != nil {
 		return err
 	}
-	console := "ttyS0"
-	if m.cfg.VirtioConsole {
-		console = "hvc0"
-		m.console = vconsole.New(&m.tap)
-		m.cfg.Virtio = append([]VirtioDevice{{Name: "console", Device: m.console}}, m.cfg.Virtio...)
-	}
-	if len(m.cfg.Virtio) > MaxVirtioDevices {
-		return fmt.Errorf("%d virtio devices: at most %d", len(m.cfg.Virtio), MaxVirtioDevices)
-	}
-	extra := m.cfg.Cmdline
-	if v := virtioCmdline(len(m.cfg.Virtio)); len(v) > 0 {
-		extra = strings.Join(append(v, extra), " ")
-	}
-	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), console, extra)
-	if m.boot, err = boot.Load(m.mem, m.cfg.Kernel, boot.Config{
-		Cmdline: m.cmdline,
-		Initrd:  m.cfg.Initrd,
-		CPUs:    m.cfg.CPUs,
-	}); err != nil {
+	if plan != nil {
+		m.cmdline = plan.machine.Cmdline
+	} else if err := m.loadKernel(cpuid); err != nil {
 		return err
 	}
-	// The images are in guest RAM now; holding them would keep megabytes
-	// of the caller's (possibly unmapped) buffers reachable for the run.
-	m.cfg.Kernel, m.cfg.Initrd = nil, nil
 	if m.dev, err = m.attachDevices(); err != nil {
 		return err
 	}
@@ -179,11 +200,40 @@ func (m *Machine) build() error {
 		if err != nil {
 			return err
 		}
-		m.vcpus = append(m.vcpus, &vcpu{m: m, kvm: c})
+		m.vcpus = append(m.vcpus, &vcpu{m: m, kvm: c, work: make(chan func())})
 		if err := c.SetCPUID2(vcpuCPUID(cpuid, i, m.cfg.CPUs)); err != nil {
 			return fmt.Errorf("KVM_SET_CPUID2 on vCPU %d: %w", i, err)
 		}
 	}
+	if plan != nil {
+		return m.restore(plan)
+	}
+	return nil
+}
+
+// loadKernel builds the kernel command line and loads the kernel and
+// initrd into guest RAM for a boot.
+func (m *Machine) loadKernel(cpuid *gokvm.CPUID) error {
+	console := "ttyS0"
+	if m.cfg.VirtioConsole {
+		console = "hvc0"
+	}
+	extra := m.cfg.Cmdline
+	if v := virtioCmdline(len(m.cfg.Virtio)); len(v) > 0 {
+		extra = strings.Join(append(v, extra), " ")
+	}
+	m.cmdline = KernelCmdline(m.cfg.Profile, kvmFeatures(cpuid), console, extra)
+	var err error
+	if m.boot, err = boot.Load(m.mem, m.cfg.Kernel, boot.Config{
+		Cmdline: m.cmdline,
+		Initrd:  m.cfg.Initrd,
+		CPUs:    m.cfg.CPUs,
+	}); err != nil {
+		return err
+	}
+	// The images are in guest RAM now; holding them would keep megabytes
+	// of the caller's (possibly unmapped) buffers reachable for the run.
+	m.cfg.Kernel, m.cfg.Initrd = nil, nil
 	return nil
 }
 
@@ -228,6 +278,9 @@ func (m *Machine) Memory() *guestmem.Memory { return m.mem }
 func (m *Machine) Run() Ending {
 	m.started = time.Now()
 	m.runStarted()
+	if err := m.resumeRestored(); err != nil {
+		m.end(Ending{Kind: EndInternalError, Reason: "restore: " + err.Error()})
+	}
 	var wg sync.WaitGroup
 	ready := make(chan error, len(m.vcpus))
 	for _, v := range m.vcpus {

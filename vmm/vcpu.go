@@ -25,6 +25,7 @@ type vcpu struct {
 	tid     atomic.Int32
 	stopped atomic.Int32
 	runs    atomic.Uint64 // KVM_RUN calls
+	work    chan func()   // what a pause has the parked vCPU run (onVCPU)
 }
 
 // kick makes the vCPU's KVM_RUN return EINTR soon: immediate_exit covers
@@ -43,7 +44,9 @@ const kickSignal = unix.SIGURG
 // loop runs the vCPU until the machine ends or is fenced. It reports
 // setup success or failure on ready first. The fence flag is checked
 // before every KVM_RUN: a fence's kick makes the KVM_RUN in progress
-// return, and the vCPU leaves with its registers captured (park).
+// return, and the vCPU leaves with its registers captured (park). The
+// pause flag is checked after each interrupted KVM_RUN (see pause.go):
+// the vCPU parks (hold) until the pause ends.
 func (v *vcpu) loop(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -65,6 +68,9 @@ func (v *vcpu) loop(ready chan<- error) {
 		if errors.Is(err, kvm.ErrInterrupted) {
 			run.SetImmediateExit(false)
 			v.observe()
+			if v.m.pause.on.Load() {
+				v.hold()
+			}
 			continue
 		}
 		if err != nil {

@@ -74,6 +74,7 @@ func (m *Machine) attachVirtio() error {
 			t.StartNotifyWorker()
 		}
 		m.closers = slices.Insert(m.closers, 0, io.Closer(t))
+		m.transports = append(m.transports, t)
 		if err := m.mmio.Register(vd.Name, base, virtioMMIOSize, t); err != nil {
 			return err
 		}
