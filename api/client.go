@@ -119,6 +119,18 @@ func Stop(path, reason string) (Response, error) {
 	return Call(path, Request{Op: OpStop, Reason: reason})
 }
 
+// Snapshot writes the guest of the vmm at path to dir (an absolute path
+// on that vmm's host) and returns once it is written; the guest stays
+// paused if paused.
+func Snapshot(path, dir string, paused bool) (Response, error) {
+	return Call(path, Request{Op: OpSnapshot, Dir: dir, Paused: paused})
+}
+
+// Resume lets the paused guest of the vmm at path run on.
+func Resume(path string) (Response, error) {
+	return Call(path, Request{Op: OpResume})
+}
+
 // FenceOn arms a fence rule (FenceRuleSyntax) in the vmm at path.
 func FenceOn(path, rule string) (Response, error) {
 	return Call(path, Request{Op: OpFenceOn, Rule: rule})

@@ -2,7 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,6 +24,16 @@ type Machine interface {
 	Status() vmm.Status
 	// Stop ends the run (and the vmm process).
 	Stop(reason string)
+}
+
+// Snapshotter is a Machine that can also be snapshotted and paused (a
+// *vmm.Machine): the snapshot and resume methods need it.
+type Snapshotter interface {
+	// Snapshot writes the guest to dir, an absolute path; it leaves the
+	// guest paused if stayPaused (or if it was paused already).
+	Snapshot(dir string, stayPaused bool) error
+	// Resume lets a paused guest run on.
+	Resume() error
 }
 
 // Control is the machine side of a vmm's API: the Machine and the fence
@@ -124,6 +136,8 @@ func (s *Server) machineCall(req Request) (Response, error) {
 		r := c.status()
 		r.Machine, r.WaitedNS = &st, int64(time.Since(start))
 		return r, nil
+	case OpSnapshot, OpResume:
+		return c.snapshotCall(req)
 	case OpFenceOn:
 		rule, err := ParseFenceRule(req.Rule)
 		if err != nil {
@@ -135,6 +149,33 @@ func (s *Server) machineCall(req Request) (Response, error) {
 		return c.status(), nil
 	}
 	return c.status(), nil // status, stop
+}
+
+// snapshotCall answers snapshot and resume.
+func (c *Control) snapshotCall(req Request) (Response, error) {
+	sn, ok := c.m.(Snapshotter)
+	if !ok {
+		return Response{}, fmt.Errorf("%s: this vmm's machine cannot be snapshotted", req.Op)
+	}
+	if req.Op == OpResume {
+		if err := sn.Resume(); err != nil {
+			return Response{}, err
+		}
+		return c.status(), nil
+	}
+	switch {
+	case req.Dir == "":
+		return Response{}, errors.New("snapshot: no directory given (dir)")
+	case !filepath.IsAbs(req.Dir):
+		return Response{}, fmt.Errorf("snapshot: directory %q is not an absolute path (the vmm's working directory is not the client's)", req.Dir)
+	}
+	start := time.Now()
+	if err := sn.Snapshot(req.Dir, req.Paused); err != nil {
+		return Response{}, err
+	}
+	r := c.status()
+	r.SnapshotNS = int64(time.Since(start))
+	return r, nil
 }
 
 // stopAfter ends the machine after a stop request was answered.

@@ -14,7 +14,10 @@
 // answers once none is in KVM_RUN; "status" says running or fenced, when,
 // why and where each vCPU stood; "stop" ends the vmm (with the fenced exit
 // code once fenced); "fence_on" arms a fence rule (FenceRuleSyntax): the
-// vmm fences itself on a probe event the rule matches.
+// vmm fences itself on a probe event the rule matches. "snapshot" writes
+// the running guest to a directory (Dir, absolute, on the vmm's host) that
+// `vmm run --restore DIR` resumes, pausing it meanwhile and leaving it
+// paused if Paused says so; "resume" lets a paused guest run on.
 //
 // Limits: a request line longer than MaxRequestLine is answered with an
 // error Response (saying so, with the limit) and the connection carries on;
@@ -39,6 +42,9 @@ const (
 	OpStatus  = "status"   // Response.Machine, FenceRules, FenceEvent
 	OpStop    = "stop"     // Reason: end the vmm, after the answer
 	OpFenceOn = "fence_on" // Rule: arm a fence rule; Response.FenceRules
+
+	OpSnapshot = "snapshot" // Dir, Paused: snapshot the guest; Response.Machine, SnapshotNS
+	OpResume   = "resume"   // resume a paused guest; Response.Machine
 )
 
 // Request is one call.
@@ -49,6 +55,8 @@ type Request struct {
 	Inject *Injection `json:"inject,omitempty"`
 	Reason string     `json:"reason,omitempty"` // fence, stop: why, for the record
 	Rule   string     `json:"rule,omitempty"`   // fence_on
+	Dir    string     `json:"dir,omitempty"`    // snapshot: where, an absolute path
+	Paused bool       `json:"paused,omitempty"` // snapshot: leave the guest paused
 }
 
 // InjectKinds names the faults an Injection can ask for.
@@ -76,4 +84,7 @@ type Response struct {
 	// WaitedNS is how long a fence request waited for every vCPU to be
 	// out of KVM_RUN (Machine.FenceTookNS times the fence itself).
 	WaitedNS int64 `json:"waited_ns,omitempty"`
+	// SnapshotNS is how long a snapshot request took, the guest paused
+	// for all of it.
+	SnapshotNS int64 `json:"snapshot_ns,omitempty"`
 }
