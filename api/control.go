@@ -36,6 +36,8 @@ type Snapshotter interface {
 	Resume() error
 }
 
+var _ Snapshotter = (*vmm.Machine)(nil)
+
 // Control is the machine side of a vmm's API: the Machine and the fence
 // rules armed on it. Its Observe is the probe host's event hook
 // (probe.Host.SetEventHook): an event a rule matches fences the machine

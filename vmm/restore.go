@@ -2,6 +2,8 @@ package vmm
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -209,3 +211,23 @@ func (m *Machine) resumeRestored() error {
 
 // Restored reports whether the machine was built from a snapshot.
 func (m *Machine) Restored() bool { return m.restored }
+
+// SavedVirtioState returns the transport state, device state included,
+// that the snapshot at dir holds for the virtio device name, with the
+// file checked but not its fit to any machine: for a caller that must
+// configure a device as the snapshot had it before New (the MAC of a NIC,
+// which a restored guest keeps). ErrNoSection (snapshot) if it has none.
+func SavedVirtioState(dir, name string) (mmio.State, error) {
+	var st mmio.State
+	f, err := os.Open(filepath.Join(dir, snapshot.StateFile))
+	if err != nil {
+		return st, fmt.Errorf("snapshot: %w", err)
+	}
+	defer f.Close()
+	s, err := snapshot.Inspect(f)
+	if err != nil {
+		return st, err
+	}
+	err = s.Section(sectionVirtio+name, &st)
+	return st, err
+}

@@ -4,6 +4,8 @@
 //	vmm probe COMMAND --api SOCKET     attach, detach, list probes in a running guest
 //	vmm inject KIND --api SOCKET       cause a fault in a running guest
 //	vmm fence --api SOCKET             stop a running guest's vCPUs for good
+//	vmm snapshot --api SOCKET DIR      write a running guest to DIR (vmm run --restore DIR)
+//	vmm resume --api SOCKET            let a guest paused by a snapshot run on
 //	vmm doctor                         show what KVM offers and which host profile applies
 //
 // Run `vmm help` or `vmm COMMAND --help` for details.
@@ -27,6 +29,10 @@ Usage:
                                        (signal, oom, panic, hang, stall)
   vmm fence --api SOCKET               fence a running guest: stop its vCPUs for
                                        good, keep its memory and registers
+  vmm snapshot --api SOCKET DIR        write a running guest to DIR; 'vmm run
+                                       --restore DIR' resumes it where it was
+  vmm resume --api SOCKET              let a guest paused by 'vmm snapshot
+                                       --paused' run on
   vmm doctor                           print what /dev/kvm offers and which host
                                        profile (hardware or emulated) applies
   vmm help                             this text
@@ -61,6 +67,10 @@ func dispatch(args []string) int {
 		return injectCmd(args[1:])
 	case "fence":
 		return fenceCmd(args[1:])
+	case "snapshot":
+		return snapshotCmd(args[1:])
+	case "resume":
+		return resumeCmd(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tracevisor/tracevisor/virtio/mmio"
 	vnet "github.com/tracevisor/tracevisor/virtio/net"
 	"github.com/tracevisor/tracevisor/vmm"
 )
@@ -32,7 +33,11 @@ func switchDir() string {
 // Each backend is behind a fenceGate (attach it to the machine): a fenced
 // guest sends and receives nothing. The returned function closes the
 // devices and backends.
-func openNICs(specs []string) ([]vmm.VirtioDevice, []*fenceGate, func(), error) {
+//
+// saved holds, for a restore, the MAC each NIC had in the snapshot (by
+// index): a NIC without mac= takes it, and one with another is refused, as
+// the restored guest's driver keeps the address it read at boot.
+func openNICs(specs []string, saved map[int][6]byte) ([]vmm.VirtioDevice, []*fenceGate, func(), error) {
 	var devs []vmm.VirtioDevice
 	var gates []*fenceGate
 	var closers []io.Closer
@@ -45,11 +50,19 @@ func openNICs(specs []string) ([]vmm.VirtioDevice, []*fenceGate, func(), error) 
 		kind, rest, _ := strings.Cut(spec, ":")
 		name, opts, _ := strings.Cut(rest, ",")
 		mac := vnet.RandomMAC()
+		had, restoring := saved[i]
+		if restoring {
+			mac = had
+		}
 		for _, o := range strings.Split(opts, ",") {
 			switch k, v, _ := strings.Cut(o, "="); {
 			case o == "":
 			case k == "mac":
 				m, err := parseMAC(v)
+				if err == nil && restoring && m != had {
+					err = fmt.Errorf("the snapshot's guest has MAC %s on this NIC and keeps it (its driver cannot be told another): give mac=%s or no mac=",
+						formatMAC(had), formatMAC(had))
+				}
 				if err != nil {
 					closeAll()
 					return nil, nil, nil, fmt.Errorf("--net %s: %w", spec, err)
@@ -117,6 +130,28 @@ func joinSwitch(name string, closers *[]io.Closer) (vnet.Backend, error) {
 type removeFile string
 
 func (r removeFile) Close() error { return os.Remove(string(r)) }
+
+// snapshotMACs returns the MAC of each of the n NICs (net0, net1, ...)
+// that the snapshot at dir holds; one it cannot read is left out (the
+// restore then refuses the snapshot, saying why).
+func snapshotMACs(dir string, n int) map[int][6]byte {
+	macs := map[int][6]byte{}
+	for i := 0; i < n; i++ {
+		st, err := vmm.SavedVirtioState(dir, fmt.Sprintf("net%d", i))
+		if err != nil {
+			continue
+		}
+		var ns vnet.State
+		if mmio.DecodeState(st.Device, &ns) == nil {
+			macs[i] = ns.MAC
+		}
+	}
+	return macs
+}
+
+func formatMAC(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
 
 func parseMAC(s string) ([6]byte, error) {
 	var m [6]byte

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,6 +35,10 @@ func (f *runFlags) inputs() []output {
 	for _, d := range f.disks {
 		path, _, _ := strings.Cut(d, ",")
 		in = append(in, output{flag: "--disk", path: path})
+	}
+	if f.restore != "" {
+		in = append(in, output{flag: "--restore", path: filepath.Join(f.restore, snapshot.StateFile)},
+			output{flag: "--restore", path: filepath.Join(f.restore, snapshot.MemoryFile)})
 	}
 	return in
 }

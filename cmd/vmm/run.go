@@ -31,6 +31,32 @@ Ctrl-A x to stop the guest from the host.
                                        every signal sent in the guest, seen
                                        by a kprobe, as JSON lines in ev.jsonl
 
+Snapshots: 'vmm snapshot --api SOCKET DIR' writes a running guest to DIR,
+and 'vmm run --restore DIR' resumes it in a new vmm where it was, in
+milliseconds: its memory is mapped copy-on-write from DIR, so clones of
+one snapshot share its clean pages.
+  Kept: every vCPU, the in-kernel interrupt controllers, timer and clock,
+  the UART, keyboard controller and CMOS, each virtio device with its
+  queues, and the probe host (the probes armed, their ids and counters):
+  the guest's command or shell goes on, its probes still fire.
+  Must match: the same vmm build and host profile, and the same --cpus,
+  --mem, --console, --disk and --net flags in the same order (a read-only
+  disk stays read-only). A restore names what differs and refuses.
+  Not kept: the disk images: give each --disk the image as it was at the
+  snapshot (unchanged since, or a copy made while the guest was paused:
+  'vmm snapshot --paused', copy, 'vmm resume'). The kernel, initrd and
+  command line are not needed (not allowed with --restore), nor --probe
+  (attach more with 'vmm probe attach'); fence rules, --events, --report
+  and --api are this run's.
+  A clone's identity: each NIC keeps the snapshot's MAC (the guest's driver
+  read it at boot and cannot be told another; --net without mac= takes the
+  snapshot's), and the guest keeps the addresses it set. Run a clone on a
+  link of its own (its own --net switch:NAME or tap), or change its
+  addresses inside the guest, before two clones share a network.
+
+  vmm snapshot --api /tmp/vm.sock /var/tmp/snap
+  vmm run --restore /var/tmp/snap --api /tmp/clone.sock --net switch:clone
+
 Flags:
 %s
 Exit codes when the guest ends on its own (no command status to report):
@@ -58,6 +84,7 @@ type runFlags struct {
 	probes                             []string
 	events, api                        string
 	fenceOn                            []string
+	restore                            string
 }
 
 func runCmd(args []string) int {
@@ -77,6 +104,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.api, "api", "", "serve the control API on this unix socket ('vmm probe', 'vmm inject', 'vmm fence')")
 	fs.StringArrayVar(&f.fenceOn, "fence-on", nil, "fence the guest (stop its vCPUs for good) as soon as a probe event matches RULE: class=oom|panic|oops, class=signal,comm=httpd,sig=KILL|TERM|SEGV, class=exit,comm=httpd (repeatable; the events come from the probes armed, e.g. --probe catalogue:signal)")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
+	fs.StringVar(&f.restore, "restore", "", "resume the guest of the snapshot in this directory (see Snapshots below) instead of booting a kernel; give the snapshot's --cpus, --mem, --console, --disk and --net")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "show the kernel's boot messages and VMM diagnostics")
@@ -92,6 +120,10 @@ func runCmd(args []string) int {
 	command := fs.Args()
 	if fs.ArgsLenAtDash() < 0 && len(command) > 0 {
 		fmt.Fprintf(os.Stderr, "vmm run: unexpected argument %q: put the guest command after --\n", command[0])
+		return exitUsage
+	}
+	if f.restore != "" && len(command) > 0 {
+		fmt.Fprintf(os.Stderr, "vmm run: --restore with a command (%q): a restored guest goes on with what it was running\n", command[0])
 		return exitUsage
 	}
 	code, err := run(f, command)
@@ -112,6 +144,8 @@ type runReport struct {
 	VMMOverheadKiB uint64  `json:"vmm_rss_beyond_guest_ram_kib"`
 	Profile        string  `json:"host_profile"`
 	CPUs           int     `json:"cpus"`
+	RestoredFrom   string  `json:"restored_from,omitempty"`
+	RestoreMS      float64 `json:"restore_ms,omitempty"`
 }
 
 func run(f runFlags, command []string) (int, error) {
@@ -123,24 +157,27 @@ func run(f runFlags, command []string) (int, error) {
 	if profile == 0 {
 		profile, _ = vmm.DetectProfile("/")
 	}
+	restoring := f.restore != ""
 	if f.kernel == "" {
-		if f.kernel, err = findDefault(defaultKernel, "--kernel", "guest-kernel"); err != nil {
+		if f.kernel, err = findDefault(defaultKernel, "--kernel", "guest-kernel"); err != nil && !restoring {
 			return 0, err
 		}
 	}
-	if f.initrd == "" {
+	if f.initrd == "" && !restoring {
 		if f.initrd, err = findDefault(defaultInitramfs, "--initrd", "initramfs"); err != nil {
 			return 0, err
 		}
 	}
-	kernel, err := mapFile(f.kernel, "kernel")
-	if err != nil {
-		return 0, err
-	}
-	defer kernel.Close()
-	initrd, err := loadInitrd(f.initrd, command)
-	if err != nil {
-		return 0, err
+	var kernel *mappedFile
+	var initrd []byte
+	if !restoring {
+		if kernel, err = mapFile(f.kernel, "kernel"); err != nil {
+			return 0, err
+		}
+		defer kernel.Close()
+		if initrd, err = loadInitrd(f.initrd, command); err != nil {
+			return 0, err
+		}
 	}
 	syms := loadSymbols(f.systemMap, f.kernel)
 	virtio, closeDisks, err := openDisks(f.disks)
@@ -148,7 +185,11 @@ func run(f runFlags, command []string) (int, error) {
 		return 0, err
 	}
 	defer closeDisks()
-	nics, gates, closeNICs, err := openNICs(f.nics)
+	var savedMACs map[int][6]byte
+	if restoring {
+		savedMACs = snapshotMACs(f.restore, len(f.nics))
+	}
+	nics, gates, closeNICs, err := openNICs(f.nics, savedMACs)
 	if err != nil {
 		return 0, err
 	}
@@ -165,13 +206,14 @@ func run(f runFlags, command []string) (int, error) {
 	if f.verbose {
 		extra = "loglevel=7 " + extra
 	}
-	interactive := len(command) == 0
+	// A restored guest goes on with what it ran: a shell when this run has
+	// a terminal to give it, else its command, whose output streams.
+	interactive := len(command) == 0 && (!restoring || isTerminal(os.Stdin))
 	out := io.Writer(os.Stdout)
 	if !interactive && !isTerminal(os.Stdout) {
 		out = &crlfFilter{w: os.Stdout}
 	}
 	cfg := vmm.Config{
-		Kernel:   kernel.data,
 		Initrd:   initrd,
 		Cmdline:  extra,
 		MemBytes: mem,
@@ -184,6 +226,12 @@ func run(f runFlags, command []string) (int, error) {
 		VirtioConsole: f.console == "virtio",
 
 		ProfileGuest: f.profileGuest,
+
+		Restore: f.restore,
+		Layer:   probes,
+	}
+	if kernel != nil {
+		cfg.Kernel = kernel.data
 	}
 	if f.verbose || f.profileGuest {
 		cfg.Log = os.Stderr
@@ -199,17 +247,22 @@ func run(f runFlags, command []string) (int, error) {
 			defer restore()
 		}
 	}
+	built := time.Now()
 	m, err := vmm.New(cfg)
 	if err != nil {
 		return 0, err
 	}
 	defer m.Close()
+	restoreTook := time.Since(built)
 	kernel.Close()
 	initrd = nil
 	cfg.Initrd = nil
 	debug.FreeOSMemory()
 	if f.verbose {
 		fmt.Fprintf(os.Stderr, "vmm: host profile %s; kernel command line: %s\n", profile, m.Cmdline())
+		if restoring {
+			fmt.Fprintf(os.Stderr, "vmm: restored from %s in %v\n", f.restore, restoreTook)
+		}
 	}
 	if r, ok := cfg.ConsoleIn.(*escapeReader); ok {
 		r.machine.Store(m)
@@ -248,6 +301,10 @@ func run(f runFlags, command []string) (int, error) {
 			VMMOverheadKiB: m.OverheadRSSKiB(),
 			Profile:        profile.String(),
 			CPUs:           f.cpus,
+		}
+		if restoring {
+			rep.RestoredFrom = f.restore
+			rep.RestoreMS = float64(restoreTook) / float64(time.Millisecond)
 		}
 		if d, ok := m.BootTime(); ok {
 			rep.BootToInitMS = float64(d) / float64(time.Millisecond)

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/probe"
+	"github.com/tracevisor/tracevisor/snapshot"
 	"github.com/tracevisor/tracevisor/vmm"
 )
 
@@ -41,10 +46,41 @@ func checkRun(f runFlags, meminfo func() ([]byte, error)) (runPlan, error) {
 	if p.fenceOn, err = parseFenceRules(f.fenceOn); err != nil {
 		return p, err
 	}
+	if err := checkRestore(f); err != nil {
+		return p, err
+	}
 	if err := checkOutputs(f.outputs(), f.inputs()); err != nil {
 		return p, err
 	}
 	return p, nil
+}
+
+// checkRestore checks --restore: a directory holding a snapshot, and no
+// flag that only a boot uses.
+func checkRestore(f runFlags) error {
+	if f.restore == "" {
+		return nil
+	}
+	for _, b := range []struct{ flag, value string }{{"--kernel", f.kernel}, {"--initrd", f.initrd}, {"--cmdline", f.cmdline}} {
+		if b.value != "" {
+			return fmt.Errorf("%s with --restore: a restored guest runs from the snapshot's memory, not from a kernel", b.flag)
+		}
+	}
+	if len(f.probes) > 0 {
+		return errors.New("--probe with --restore: the restored guest keeps the probes it had armed; attach more with 'vmm probe attach --api SOCKET'")
+	}
+	for _, name := range []string{snapshot.StateFile, snapshot.MemoryFile} {
+		st, err := os.Stat(filepath.Join(f.restore, name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("--restore %s: no snapshot there (no %s); take one with 'vmm snapshot --api SOCKET %s'", f.restore, name, f.restore)
+		case err != nil:
+			return fmt.Errorf("--restore %s: %w", f.restore, err)
+		case !st.Mode().IsRegular():
+			return fmt.Errorf("--restore %s: %s is not a regular file", f.restore, name)
+		}
+	}
+	return nil
 }
 
 // parseFenceRules checks the --fence-on rules.
