@@ -104,7 +104,7 @@ func runCmd(args []string) int {
 	fs.StringVar(&f.api, "api", "", "serve the control API on this unix socket ('vmm probe', 'vmm inject', 'vmm fence')")
 	fs.StringArrayVar(&f.fenceOn, "fence-on", nil, "fence the guest (stop its vCPUs for good) as soon as a probe event matches RULE: class=oom|panic|oops, class=signal,comm=httpd,sig=KILL|TERM|SEGV, class=exit,comm=httpd (repeatable; the events come from the probes armed, e.g. --probe catalogue:signal)")
 	fs.StringVar(&f.profile, "host-profile", "auto", "auto, hardware (VT-x/AMD-V KVM) or emulated (KVM that emulates guest kernel mode, e.g. PVM); see 'vmm doctor'")
-	fs.StringVar(&f.restore, "restore", "", "resume the guest of the snapshot in this directory (see Snapshots below) instead of booting a kernel; give the snapshot's --cpus, --mem, --console, --disk and --net")
+	fs.StringVar(&f.restore, "restore", "", "resume the guest of the snapshot in this directory (see Snapshots above) instead of booting a kernel; give the snapshot's --cpus, --mem, --console, --disk and --net")
 	fs.StringVar(&f.systemMap, "system-map", "", "System.map naming kernel addresses in diagnostics (default: System.map beside the kernel)")
 	fs.StringVar(&f.report, "report", "", "write a JSON run report (boot time, ending, exit code, VMM memory) to this file")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "show the kernel's boot messages and VMM diagnostics")
