@@ -295,7 +295,13 @@ func (m *Machine) Run() Ending {
 			m.end(Ending{Kind: EndInternalError, Reason: err.Error()})
 		}
 	}
-	go m.watch()
+	// The watch kicks vCPUs through their kvm_run pages: Run waits for it
+	// too, so that Close never unmaps a page it is about to touch.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.watch()
+	}()
 	<-m.done
 	for _, v := range m.vcpus {
 		v.kick()

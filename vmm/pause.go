@@ -253,11 +253,13 @@ func (v *vcpu) hold() {
 }
 
 // onVCPU runs fn on the thread of v, which must be parked by the pause in
-// force (the caller holds m.ctl), and returns its error.
+// force (the caller holds m.ctl), and returns its error. A vCPU that a
+// fence or the run's end takes out of its loop first runs nothing.
 func (m *Machine) onVCPU(v *vcpu, fn func() error) error {
 	p := &m.pause
 	p.mu.Lock()
 	parked := p.on.Load() && p.parked[v.kvm.ID]
+	release := p.release
 	p.mu.Unlock()
 	if !parked {
 		return fmt.Errorf("vmm: vCPU %d is not parked", v.kvm.ID)
@@ -265,6 +267,8 @@ func (m *Machine) onVCPU(v *vcpu, fn func() error) error {
 	done := make(chan error, 1)
 	select {
 	case v.work <- func() { done <- fn() }:
+	case <-release:
+		return ErrFenced // only a fence frees a pause still in force
 	case <-m.done:
 		return ErrEnded
 	}
