@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/vmm"
 )
 
 const snapshotHelp = `Usage: vmm snapshot --api SOCKET [--paused] DIR
@@ -79,7 +80,7 @@ func takeSnapshot(w io.Writer, sock, dir string, paused bool) error {
 		return err
 	}
 	state := "running on"
-	if r.Machine != nil && r.Machine.State != "" && r.Machine.State != "running" {
+	if r.Machine != nil && r.Machine.State != "" && r.Machine.State != vmm.StateRunning {
 		state = r.Machine.State
 	}
 	fmt.Fprintf(w, "snapshot written to %s in %v; the guest is %s\n", abs, time.Duration(r.SnapshotNS).Round(time.Millisecond), state)

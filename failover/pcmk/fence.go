@@ -231,7 +231,8 @@ func vmOn(ctx context.Context, s State) (bool, error) {
 	if resp.Error != "" {
 		return false, fmt.Errorf("%s: %s", s, resp.Error)
 	}
-	return resp.Machine != nil && resp.Machine.State == vmm.StateRunning, nil
+	// A paused guest (a snapshot's) is on: a resume lets it answer again.
+	return resp.Machine != nil && (resp.Machine.State == vmm.StateRunning || resp.Machine.State == vmm.StatePaused), nil
 }
 
 // gone reports whether a call's error says no vmm is there.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/vmm"
 )
 
 func TestParseFenceArgs(t *testing.T) {
@@ -82,6 +84,24 @@ func TestFenceOff(t *testing.T) {
 	}
 	if code, _ := run("-o", "status", "-n", "n9"); code != FenceOff {
 		t.Errorf("a node that never ran a VM is not off")
+	}
+}
+
+// A paused VM (a snapshot taken --paused) is on: a resume would let it
+// answer again, so only a fence makes it off.
+func TestFencePausedIsOn(t *testing.T) {
+	dir := t.TempDir()
+	f := newFakeVMM(t, StateFor(dir, "n1", "vm1"))
+	f.mu.Lock()
+	f.state = vmm.StatePaused
+	f.mu.Unlock()
+	r, err := ParseFenceArgs([]string{"-o", "status", "-n", "n1", "--state-dir", dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := RunFence(context.Background(), r, &out, &errb); code != FenceOK || !strings.Contains(out.String(), "ON") {
+		t.Errorf("status of a paused VM: %d %s%s, want ON", code, out.String(), errb.String())
 	}
 }
 
