@@ -347,6 +347,9 @@ func TestRestoreRefusesHostileStates(t *testing.T) {
 	} {
 		s := copyOf()
 		tc.mutate(&s)
+		if err := s.Validate(); !errors.Is(err, ErrBadHostState) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate = %v, want what Restore refuses, saying %q", tc.name, err, tc.want)
+		}
 		err := h.Restore(s)
 		if !errors.Is(err, ErrBadHostState) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Restore = %v, want ErrBadHostState saying %q", tc.name, err, tc.want)
@@ -359,6 +362,9 @@ func TestRestoreRefusesHostileStates(t *testing.T) {
 	}
 	if s := h.Stats(); s != (HostStats{}) {
 		t.Errorf("refused states changed the counters: %+v", s)
+	}
+	if err := copyOf().Validate(); err != nil {
+		t.Fatalf("Validate of the good state: %v", err)
 	}
 	if err := h.Restore(copyOf()); err != nil {
 		t.Fatalf("the good state after the refused ones: %v", err)
