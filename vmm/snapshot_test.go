@@ -334,3 +334,89 @@ func TestSnapshotConfigFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// fakeLayer keeps one string in a section of its own.
+type fakeLayer struct {
+	state    string
+	calls    []string
+	loaded   string
+	failLoad error
+}
+
+func (l *fakeLayer) SaveState(w *snapshot.Writer) error {
+	l.calls = append(l.calls, "save")
+	return w.Section("test/layer", l.state)
+}
+
+func (l *fakeLayer) LoadState(s *snapshot.Snapshot) error {
+	l.calls = append(l.calls, "load")
+	if l.failLoad != nil {
+		return l.failLoad
+	}
+	return s.Section("test/layer", &l.loaded)
+}
+
+func (l *fakeLayer) RestoreState() error {
+	l.calls = append(l.calls, "restore")
+	return nil
+}
+
+// The Layer's state goes into the snapshot and comes back, loaded before
+// the restore and applied after it; a restore without the Layer, or whose
+// Layer refuses its state, refuses the snapshot. The virtio console (a
+// transport the tiny guest never touches) comes along.
+func TestSnapshotCarriesTheLayer(t *testing.T) {
+	p := requireKVM(t)
+	cfg := Config{MemBytes: 32 << 20, CPUs: 1, Profile: p, VirtioConsole: true}
+	orig := &fakeLayer{state: "probes 1 2 3"}
+	c := cfg
+	c.Kernel, c.Layer = tinyKernel(spinCounter), orig
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan Ending, 1)
+	go func() { done <- m.Run() }()
+	t.Cleanup(func() {
+		m.Stop("test over")
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("Run did not return in 30 s of Stop")
+		}
+		m.Close()
+	})
+	waitCounter(t, m, 100)
+	dir := t.TempDir()
+	if err := within(t, time.Minute, "Snapshot", func() error { return m.Snapshot(dir, false) }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(orig.calls, ",") != "save" {
+		t.Fatalf("layer calls %v, want one save", orig.calls)
+	}
+
+	back := &fakeLayer{}
+	c = cfg
+	c.Restore, c.Layer = dir, back
+	r, err := New(c)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	r.Close()
+	if back.loaded != orig.state || strings.Join(back.calls, ",") != "load,restore" {
+		t.Fatalf("restored layer got %q, calls %v; want %q, load then restore", back.loaded, back.calls, orig.state)
+	}
+
+	c.Layer = nil
+	if _, err := New(c); err == nil || !strings.Contains(err.Error(), "test/layer") {
+		t.Fatalf("restore without the layer: %v, want the layer's section refused as dropped", err)
+	}
+	c.Layer = &fakeLayer{failLoad: errors.New("layer says no")}
+	if _, err := New(c); err == nil || !strings.Contains(err.Error(), "layer says no") {
+		t.Fatalf("restore with a refusing layer: %v", err)
+	}
+	c.Layer, c.VirtioConsole = back, false
+	if _, err := New(c); !errors.Is(err, snapshot.ErrMismatch) {
+		t.Fatalf("restore without the virtio console: %v, want a mismatch", err)
+	}
+}
