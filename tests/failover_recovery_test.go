@@ -50,6 +50,19 @@ func (r *recording) Recover(ctx context.Context, node string, why failover.Kind)
 	return r.Cluster.Recover(ctx, node, why)
 }
 
+// recoveries says how many recoveries of node have begun.
+func (r *recording) recoveries(node string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, f := range r.fenced {
+		if f.node == node {
+			n++
+		}
+	}
+	return n
+}
+
 // fencedStatus waits (up to d) for the status recorded as node's recovery
 // began, the i-th recovery of node (0: its first).
 func (r *recording) fencedStatus(t *testing.T, node string, i int, d time.Duration) fencedAt {
@@ -273,24 +286,48 @@ func TestFailoverRecovers(t *testing.T) {
 		return failover.Timeline{}
 	}
 
+	// The OOM's node (a) fails over to b, recovers and takes the panic's
+	// failover back. a is vm1 unless a spontaneous crash preempted the
+	// first OOM (see spontaneous): then the OOM is tried once more, from
+	// vm2, and the roles swap.
+	a, b := "vm1", "vm2"
+	// base: the manager's counts and a's recoveries before the OOM that
+	// the subtests check.
+	var base failover.Stats
 	t.Run("oom fails over", func(t *testing.T) {
-		poll := startPoll(t, cl, "vm1")
-		hogged := time.Now()
-		// The hog grows for a while before the OOM: the driver's answer
-		// comes long before the fence.
-		retryFor(t, "start vm1's memory hog", func() error {
-			ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
-			defer icancel()
-			return cl.StartHog(ictx, "vm1")
-		})
-		tl := awaitTimeline(t, "the hog's start", 5*time.Minute)
-		pollUntil(t, cl, poll, "vm2", 30*time.Second)
-		o := poll.Stop()
+		var tl failover.Timeline
+		var hogged time.Time
+		var o vmmnode.Outage
+		for attempt := 1; ; attempt++ {
+			base = m.Stats()
+			poll := startPoll(t, cl, a)
+			hogged = time.Now()
+			// The hog grows for a while before the OOM: the driver's
+			// answer comes long before the fence.
+			retryFor(t, "start "+a+"'s memory hog", func() error {
+				ictx, icancel := context.WithTimeout(ctx, 30*time.Second)
+				defer icancel()
+				return cl.StartHog(ictx, a)
+			})
+			tl = awaitTimeline(t, "the hog's start", 5*time.Minute)
+			pollUntil(t, cl, poll, b, 30*time.Second)
+			o = poll.Stop()
+			if attempt > 1 || !spontaneous(tl) {
+				break
+			}
+			// The cluster failed over on the crash, rightly; the OOM
+			// under test did not happen. Once a is back as the standby,
+			// the OOM is tried from b.
+			t.Logf("a spontaneous crash preempted the OOM (%s; the emulating host's, see spontaneous): %s → %s; trying again from %s once %s rejoins",
+				tl.Cause, tl.Node, tl.To, b, a)
+			awaitRejoin(t, m, a, 6*time.Minute)
+			a, b = b, a
+		}
 		t.Logf("hog started → OOM in the guest %v", time.Duration(tl.FailureNS-hogged.UnixNano()))
 		t.Logf("timeline %+v", tl)
 		t.Logf("client: %+v, outage %v", o, o.Duration())
-		if tl.Node != "vm1" || tl.To != "vm2" || tl.Err != "" || tl.Down {
-			t.Fatalf("want vm1 → vm2 without error: %+v", tl)
+		if tl.Node != a || tl.To != b || tl.Err != "" || tl.Down {
+			t.Fatalf("want %s → %s without error: %+v", a, b, tl)
 		}
 		if tl.Kind != failover.VMFailure || tl.Cause.Rule != "oom" {
 			t.Errorf("want a VM failure by the oom rule: kind %v, cause %+v", tl.Kind, tl.Cause)
@@ -301,14 +338,14 @@ func TestFailoverRecovers(t *testing.T) {
 		}
 		// The client's outage starts before the OOM: the guest slows
 		// down as the hog eats its last memory.
-		serves(t, ctx, cl, "vm2")
+		serves(t, ctx, cl, b)
 
 		// The VMM fenced its guest on the oom event itself, before the
 		// manager's fence (which found it fenced and kept its reason).
-		f := acts.fencedStatus(t, "vm1", 0, time.Minute)
+		f := acts.fencedStatus(t, a, acts.recoveries(a)-1, time.Minute)
 		e := ruleFence(t, f, "oom")
-		t.Logf("vm1's vmm fenced itself on %s event of %s[%d], %v after the failure, took %v; the verdict came %v after the failure",
-			e.Probe, e.Comm, e.PID, time.Duration(f.st.FencedAtNS-tl.FailureNS), time.Duration(f.st.FenceTookNS),
+		t.Logf("%s's vmm fenced itself on %s event of %s[%d], %v after the failure, took %v; the verdict came %v after the failure",
+			a, e.Probe, e.Comm, e.PID, time.Duration(f.st.FencedAtNS-tl.FailureNS), time.Duration(f.st.FenceTookNS),
 			time.Duration(tl.DetectedNS-tl.FailureNS))
 		if f.st.FencedAtNS > tl.DetectedNS {
 			t.Errorf("the VMM's own fence (%d) came after the detector's verdict (%d): the rule did not fence first",
@@ -342,52 +379,45 @@ func TestFailoverRecovers(t *testing.T) {
 				t.Errorf("httpd was killed: %+v", e)
 			}
 		}
-		if s := m.Stats(); s.Failovers != 1 || s.Down != 0 {
-			t.Errorf("want exactly one failover: %+v", s)
+		if s := m.Stats(); s.Failovers != base.Failovers+1 || s.Down != 0 {
+			t.Errorf("want exactly one failover more than the %d before the OOM: %+v", base.Failovers, s)
 		}
 	})
 
 	t.Run("recovered node rejoins as standby", func(t *testing.T) {
 		from := time.Now()
-		for deadline := from.Add(6 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-			if s, _ := m.State("vm1"); s == failover.Standby {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("vm1 did not rejoin as a standby within 6 minutes: %+v, %+v", m.Status(), m.Stats())
-			}
-		}
-		t.Logf("vm1 rejoined %.1fs after the failover's end", time.Since(from).Seconds())
+		awaitRejoin(t, m, a, 6*time.Minute)
+		t.Logf("%s rejoined %.1fs after the failover's end", a, time.Since(from).Seconds())
 		s := m.Stats()
-		if s.Recoveries < 1 || s.RecoveryFailures != 0 {
-			t.Errorf("want vm1's recovery counted, no failure: %+v", s)
+		if s.Recoveries < base.Recoveries+1 || s.RecoveryFailures != 0 {
+			t.Errorf("want %s's recovery counted (%d before the OOM), no failure: %+v", a, base.Recoveries, s)
 		}
-		if st := m.Status(); st.Active != "vm2" {
-			t.Fatalf("after vm1's recovery the active is %q, want vm2", st.Active)
+		if st := m.Status(); st.Active != b {
+			t.Fatalf("after %s's recovery the active is %q, want %s", a, st.Active, b)
 		}
-		if tls := m.Timelines(); len(tls) != 1 || tls[0].RecoveredNS <= tls[0].ServingNS {
-			t.Errorf("want vm1's failover to record its recovery after serving: %+v", tls)
+		if tls := m.Timelines(); len(tls) != int(base.Failovers)+1 || tls[len(tls)-1].RecoveredNS <= tls[len(tls)-1].ServingNS {
+			t.Errorf("want %s's failover to record its recovery after serving: %+v", a, tls)
 		}
 		// A fresh vmm: its own, running, with the fence rules armed again.
-		st, err := cl.MachineStatus(ctx, "vm1")
+		st, err := cl.MachineStatus(ctx, a)
 		if err != nil || st.State != vmmpkg.StateRunning {
-			t.Fatalf("vm1's fresh vmm: %+v, %v; want running", st, err)
+			t.Fatalf("%s's fresh vmm: %+v, %v; want running", a, st, err)
 		}
-		if by, err := cl.Client().Get(ctx, cl.Node("vm1").Addrs.Guest.Addr().String(), 5*time.Second); err != nil || by != "vm1" {
-			t.Fatalf("the recovered vm1 on its own address: %q, %v", by, err)
+		if by, err := cl.Client().Get(ctx, cl.Node(a).Addrs.Guest.Addr().String(), 5*time.Second); err != nil || by != a {
+			t.Fatalf("the recovered %s on its own address: %q, %v", a, by, err)
 		}
-		serves(t, ctx, cl, "vm2")
+		serves(t, ctx, cl, b)
 	})
 
 	t.Run("panic fails back", func(t *testing.T) {
-		if st := m.Status(); st.Active != "vm2" || st.Nodes["vm1"] != failover.Standby {
-			t.Fatalf("needs vm2 active and vm1 standby: %+v", st)
+		if st := m.Status(); st.Active != b || st.Nodes[a] != failover.Standby {
+			t.Fatalf("needs %s active and %s standby: %+v", b, a, st)
 		}
-		// The recovered vm1's stream is open again (the detector
+		// The recovered a's stream is open again (the detector
 		// reconnects to its fresh vmm), so a verdict about it would come.
-		retryFor(t, "the detector to see the recovered vm1's events", func() error {
+		retryFor(t, "the detector to see the recovered "+a+"'s events", func() error {
 			before := det.Stats().Events
-			if err := cl.Inject(ctx, "vm1", api.Injection{Kind: "signal", Comm: "sleep", Signal: 10}); err != nil {
+			if err := cl.Inject(ctx, a, api.Injection{Kind: "signal", Comm: "sleep", Signal: 10}); err != nil {
 				return err
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -396,24 +426,25 @@ func TestFailoverRecovers(t *testing.T) {
 			}
 			return nil
 		})
-		poll := startPoll(t, cl, "vm2")
+		poll := startPoll(t, cl, b)
 		time.Sleep(200 * time.Millisecond)
+		fences := acts.recoveries(b)
 		panicked := time.Now()
 		// The fence may come before the driver's answer, and that never.
 		injected := make(chan error, 1)
 		go func() {
 			ictx, icancel := context.WithTimeout(ctx, 10*time.Second)
 			defer icancel()
-			injected <- cl.Inject(ictx, "vm2", api.Injection{Kind: "panic"})
+			injected <- cl.Inject(ictx, b, api.Injection{Kind: "panic"})
 		}()
 		defer func() { t.Logf("inject panic: %v (an error: the fence beat the driver's answer)", <-injected) }()
 		tl := awaitTimeline(t, "the panic", time.Minute)
-		pollUntil(t, cl, poll, "vm1", 30*time.Second)
+		pollUntil(t, cl, poll, a, 30*time.Second)
 		o := poll.Stop()
 		t.Logf("timeline %+v", tl)
 		t.Logf("client: %+v, outage %v", o, o.Duration())
-		if tl.Node != "vm2" || tl.To != "vm1" || tl.Err != "" || tl.Down {
-			t.Fatalf("want vm2 → vm1 without error: %+v", tl)
+		if tl.Node != b || tl.To != a || tl.Err != "" || tl.Down {
+			t.Fatalf("want %s → %s without error: %+v", b, a, tl)
 		}
 		if tl.Kind != failover.VMFailure || tl.Cause.Rule != "panic" {
 			t.Errorf("want a VM failure by the panic rule: kind %v, cause %+v", tl.Kind, tl.Cause)
@@ -422,25 +453,55 @@ func TestFailoverRecovers(t *testing.T) {
 		if tl.FailureNS < panicked.Add(-time.Second).UnixNano() {
 			t.Errorf("failure time %d is before the panic was injected (%d)", tl.FailureNS, panicked.UnixNano())
 		}
-		serves(t, ctx, cl, "vm1")
-		if o.Last != "vm1" || (o.Failed != 0 && o.FirstOKBy != "vm1") {
-			t.Errorf("the client saw last %q, first after the failure %q; want vm1: %+v", o.Last, o.FirstOKBy, o)
+		serves(t, ctx, cl, a)
+		if o.Last != a || (o.Failed != 0 && o.FirstOKBy != a) {
+			t.Errorf("the client saw last %q, first after the failure %q; want %s: %+v", o.Last, o.FirstOKBy, a, o)
 		}
-		f := acts.fencedStatus(t, "vm2", 0, time.Minute)
+		f := acts.fencedStatus(t, b, fences, time.Minute)
 		e := ruleFence(t, f, "panic")
-		t.Logf("vm2's vmm fenced itself on the panic, %v after it, took %v", time.Duration(f.st.FencedAtNS-tl.FailureNS),
+		t.Logf("%s's vmm fenced itself on the panic, %v after it, took %v", b, time.Duration(f.st.FencedAtNS-tl.FailureNS),
 			time.Duration(f.st.FenceTookNS))
 		if !strings.Contains(fmt.Sprint(e.Fields["message"]), "injected panic") {
 			t.Errorf("the fencing panic event is not the injected panic: %+v", e)
 		}
 		s := m.Stats()
-		if s.Failovers != 2 || s.Down != 0 {
-			t.Errorf("want two failovers (over and back), the service never down: %+v", s)
+		if s.Failovers != base.Failovers+2 || s.Down != 0 {
+			t.Errorf("want two failovers (over and back) more than the %d before the OOM, the service never down: %+v",
+				base.Failovers, s)
 		}
-		// No verdict ever came for a standby: vm2 while it stood by in
-		// the first failover, vm1 once it rejoined.
+		// No verdict ever came for a standby: b while it stood by in
+		// the OOM's failover, a once it rejoined.
 		if s.StandbyFailures != 0 {
 			t.Errorf("verdicts for a healthy standby: %+v", s)
 		}
 	})
+}
+
+// awaitRejoin waits (up to d) for node to be the manager's standby again.
+func awaitRejoin(t *testing.T, m *failover.Manager, node string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(200 * time.Millisecond) {
+		if s, _ := m.State(node); s == failover.Standby {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not rejoin as a standby within %v: %+v, %+v", node, d, m.Status(), m.Stats())
+		}
+	}
+}
+
+// spontaneous reports whether a failover came from a process's own fatal
+// signal (SIGILL, SIGABRT, SIGBUS, SIGFPE or SIGSEGV, sent by itself): a
+// crash no test scenario causes. The emulating (PVM) host now and then
+// crashes a guest process so, as it starts or while the guest is short of
+// memory ("*** stack smashing detected ***" under the hog: the stack
+// canary read through %fs came back wrong). Failing over on it is right,
+// but it is not the failure a scenario set out to cause.
+func spontaneous(tl failover.Timeline) bool {
+	c := tl.Cause
+	switch c.Sig {
+	case 4, 6, 7, 8, 11:
+		return c.Rule == "signal" && c.Sender != "" && c.Sender == c.Comm
+	}
+	return false
 }
