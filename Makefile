@@ -9,6 +9,8 @@
 #   make bench-boot   median boot-to-init time over N boots, VMM RSS beyond guest RAM
 #   make bench-virtio virtio-blk and virtio-net throughput as ratios to host baselines
 #   make bench-probe  probe-hit -> VMM latency, armed-catalogue overhead, event storm
+#   make bench-snapshot  cold boot vs restore to httpd answering (256M and 2G guests),
+#                     snapshot time, two clones' shared guest pages (root: a netns)
 #   make bench-failover  the seed paper's Tables 1-2: N runs (default 100) of a killed
 #                     httpd and of an OOM in two clusters (10 s heartbeat vs probes);
 #                     CSV, tables and CDF plot in build/bench-failover (root, /dev/kvm)
@@ -23,12 +25,13 @@ BUILD ?= build
 GO ?= go
 export TRACEVISOR_BUILD := $(abspath $(BUILD))
 
-.PHONY: all vmm cluster tvpcmk install-pcmk pcmk-deps demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-failover bench-pacemaker clean
+.PHONY: all vmm cluster tvpcmk install-pcmk pcmk-deps demo-guest guest-kernel initramfs demo test unit-test fuzz-short bench-boot bench-virtio bench-probe bench-snapshot bench-failover bench-pacemaker clean
 
 # Fuzz targets (package:Target). `make test` runs each for FUZZTIME; their
 # seed corpora (testdata/fuzz) also run as plain tests.
 FUZZ_TARGETS = ./virtio/queue:FuzzPop ./virtio/blk:FuzzParseRequest ./virtio/net:FuzzStreamRecv \
-	./wire:FuzzDecode ./probe:FuzzParseSpec ./snapshot:FuzzRead ./virtio/mmio:FuzzRestore
+	./wire:FuzzDecode ./probe:FuzzParseSpec ./snapshot:FuzzRead ./virtio/mmio:FuzzRestore \
+	./vmm/elfcore:FuzzKernelMappings
 FUZZTIME ?= 10s
 
 all: vmm cluster tvpcmk guest-kernel initramfs $(BUILD)/hostile
@@ -122,6 +125,9 @@ bench-virtio: all
 
 bench-probe: all
 	$(GO) run ./cmd/bench probe -n $(or $(HITS),1000)
+
+bench-snapshot: all
+	$(GO) run ./cmd/bench snapshot -n $(or $(N),5)
 
 bench-pacemaker: all pcmk-deps
 	$(BUILD)/cluster bench-pacemaker --vmm $(BUILD)/vmm -n $(or $(N),10) --out $(BUILD)/bench-pacemaker

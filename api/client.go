@@ -131,6 +131,12 @@ func Resume(path string) (Response, error) {
 	return Call(path, Request{Op: OpResume})
 }
 
+// Dump writes the guest of the vmm at path as an ELF core file at file (an
+// absolute path on that vmm's host) and returns once it is written.
+func Dump(path, file string) (Response, error) {
+	return Call(path, Request{Op: OpDump, Path: file})
+}
+
 // FenceOn arms a fence rule (FenceRuleSyntax) in the vmm at path.
 func FenceOn(path, rule string) (Response, error) {
 	return Call(path, Request{Op: OpFenceOn, Rule: rule})

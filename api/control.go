@@ -38,6 +38,14 @@ type Snapshotter interface {
 
 var _ Snapshotter = (*vmm.Machine)(nil)
 
+// Dumper is a Machine that can be written as an ELF core file.
+type Dumper interface {
+	// Dump writes the guest to path, an absolute path.
+	Dump(path string) error
+}
+
+var _ Dumper = (*vmm.Machine)(nil)
+
 // Control is the machine side of a vmm's API: the Machine and the fence
 // rules armed on it. Its Observe is the probe host's event hook
 // (probe.Host.SetEventHook): an event a rule matches fences the machine
@@ -140,6 +148,8 @@ func (s *Server) machineCall(req Request) (Response, error) {
 		return r, nil
 	case OpSnapshot, OpResume:
 		return c.snapshotCall(req)
+	case OpDump:
+		return c.dumpCall(req)
 	case OpFenceOn:
 		rule, err := ParseFenceRule(req.Rule)
 		if err != nil {
@@ -177,6 +187,27 @@ func (c *Control) snapshotCall(req Request) (Response, error) {
 	}
 	r := c.status()
 	r.SnapshotNS = int64(time.Since(start))
+	return r, nil
+}
+
+// dumpCall answers dump.
+func (c *Control) dumpCall(req Request) (Response, error) {
+	d, ok := c.m.(Dumper)
+	if !ok {
+		return Response{}, errors.New("dump: this vmm's machine cannot be dumped")
+	}
+	switch {
+	case req.Path == "":
+		return Response{}, errors.New("dump: no file given (path)")
+	case !filepath.IsAbs(req.Path):
+		return Response{}, fmt.Errorf("dump: file %q is not an absolute path (the vmm's working directory is not the client's)", req.Path)
+	}
+	start := time.Now()
+	if err := d.Dump(req.Path); err != nil {
+		return Response{}, err
+	}
+	r := c.status()
+	r.DumpNS = int64(time.Since(start))
 	return r, nil
 }
 

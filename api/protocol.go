@@ -17,7 +17,10 @@
 // vmm fences itself on a probe event the rule matches. "snapshot" writes
 // the running guest to a directory (Dir, absolute, on the vmm's host) that
 // `vmm run --restore DIR` resumes, pausing it meanwhile and leaving it
-// paused if Paused says so; "resume" lets a paused guest run on.
+// paused if Paused says so; "resume" lets a paused guest run on. "dump"
+// writes the guest as an ELF core file (Path, absolute) for `gdb vmlinux
+// PATH`: a fenced guest as its fence left it, a running one paused for
+// the dump.
 //
 // Limits: a request line longer than MaxRequestLine is answered with an
 // error Response (saying so, with the limit) and the connection carries on;
@@ -45,6 +48,7 @@ const (
 
 	OpSnapshot = "snapshot" // Dir, Paused: snapshot the guest; Response.Machine, SnapshotNS
 	OpResume   = "resume"   // resume a paused guest; Response.Machine
+	OpDump     = "dump"     // Path: write the guest as an ELF core; Response.Machine, DumpNS
 )
 
 // Request is one call.
@@ -57,6 +61,7 @@ type Request struct {
 	Rule   string     `json:"rule,omitempty"`   // fence_on
 	Dir    string     `json:"dir,omitempty"`    // snapshot: where, an absolute path
 	Paused bool       `json:"paused,omitempty"` // snapshot: leave the guest paused
+	Path   string     `json:"path,omitempty"`   // dump: the core file, an absolute path
 }
 
 // InjectKinds names the faults an Injection can ask for.
@@ -87,4 +92,6 @@ type Response struct {
 	// SnapshotNS is how long a snapshot request took, the guest paused
 	// for all of it.
 	SnapshotNS int64 `json:"snapshot_ns,omitempty"`
+	// DumpNS is how long a dump request took.
+	DumpNS int64 `json:"dump_ns,omitempty"`
 }

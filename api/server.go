@@ -235,10 +235,10 @@ func (s *Server) call(req Request) Response {
 		r.Host = &st
 	case OpInject:
 		err = s.inject(ctx, req.Inject)
-	case OpFence, OpStatus, OpStop, OpFenceOn, OpSnapshot, OpResume:
+	case OpFence, OpStatus, OpStop, OpFenceOn, OpSnapshot, OpResume, OpDump:
 		r, err = s.machineCall(req)
 	default:
-		err = fmt.Errorf("unknown op %q: want attach, detach, list, inject, events, fence, status, stop, fence_on, snapshot or resume", req.Op)
+		err = fmt.Errorf("unknown op %q: want attach, detach, list, inject, events, fence, status, stop, fence_on, snapshot, resume or dump", req.Op)
 	}
 	if err != nil {
 		r = Response{Error: err.Error(), IDs: r.IDs}

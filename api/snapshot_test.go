@@ -98,3 +98,45 @@ func TestSnapshotAndResumeOverTheSocket(t *testing.T) {
 		t.Errorf("snapshot of a machine without Snapshot: %v", err)
 	}
 }
+
+// dumpMachine is a fakeMachine that can be dumped.
+type dumpMachine struct {
+	*fakeMachine
+	mu    sync.Mutex
+	paths []string
+}
+
+func (d *dumpMachine) Dump(path string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.paths = append(d.paths, path)
+	return nil
+}
+
+// dump reaches the machine with the path asked for and answers with the
+// time it took; a missing or relative path is refused before it, and a
+// machine that cannot be dumped says so.
+func TestDumpOverTheSocket(t *testing.T) {
+	m := &dumpMachine{fakeMachine: newFakeMachine()}
+	sock := serveSnap(t, m)
+	core := filepath.Join(t.TempDir(), "vm.core")
+	r, err := Dump(sock, core)
+	if err != nil || r.Machine == nil || r.DumpNS <= 0 {
+		t.Fatalf("dump: %+v, %v", r, err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"", "no file"},
+		{"vm.core", "not an absolute path"},
+	} {
+		if _, err := Dump(sock, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("dump to %q: %v, want an error saying %q", tc.path, err, tc.want)
+		}
+	}
+	if len(m.paths) != 1 || m.paths[0] != core {
+		t.Errorf("the machine got dumps %q, want [%s]", m.paths, core)
+	}
+	plain := serveSnap(t, newFakeMachine())
+	if _, err := Dump(plain, core); err == nil || !strings.Contains(err.Error(), "cannot be dumped") {
+		t.Errorf("dump of a machine without Dump: %v", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/atomicfile"
 )
 
 // The files of a snapshot directory.
@@ -39,22 +41,10 @@ func Save(dir string, h Header, ram []RAM, sections func(*Writer) error) error {
 	if h.Created.IsZero() {
 		h.Created = time.Now()
 	}
-	f, err := os.CreateTemp(dir, "."+StateFile+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(state, 0o600, func(f *os.File) error { return writeState(f, h, sections) }); err != nil {
 		return fmt.Errorf("snapshot: state file: %w", err)
 	}
-	err = writeState(f, h, sections)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("snapshot: state file: %w", cerr)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), state)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(dir)
+	return nil
 }
 
 func writeState(f *os.File, h Header, sections func(*Writer) error) error {
@@ -62,13 +52,7 @@ func writeState(f *os.File, h Header, sections func(*Writer) error) error {
 	if err := sections(w); err != nil {
 		return err
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("snapshot: state file: %w", err)
-	}
-	return nil
+	return w.Close()
 }
 
 // Load reads and verifies dir's state file against e (see Read). Map its

@@ -8,8 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 
+	"github.com/tracevisor/tracevisor/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,36 +41,23 @@ func WriteMemory(path string, ram []RAM) (layout []Region, err error) {
 	if err := checkLayout(layout); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	err = atomicfile.Write(path, 0o600, func(f *os.File) error {
+		// A new file extended by truncate is one hole: pages not written
+		// below read as zero and take no disk.
+		if err := f.Truncate(int64(off)); err != nil {
+			return err
+		}
+		for i, r := range ram {
+			if err := writeSparse(f, r.Data, int64(layout[i].Offset)); err != nil {
+				return fmt.Errorf("region %d: %w", i, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: memory file: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	// A new file extended by truncate is one hole: pages not written
-	// below read as zero and take no disk.
-	if err := f.Truncate(int64(off)); err != nil {
-		return nil, fmt.Errorf("snapshot: memory file: %w", err)
-	}
-	for i, r := range ram {
-		if err := writeSparse(f, r.Data, int64(layout[i].Offset)); err != nil {
-			return nil, fmt.Errorf("snapshot: memory file, region %d: %w", i, err)
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("snapshot: memory file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("snapshot: memory file: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return nil, fmt.Errorf("snapshot: memory file: %w", err)
-	}
-	return layout, syncDir(filepath.Dir(path))
+	return layout, nil
 }
 
 var zeroPage = make([]byte, PageSize)
@@ -200,19 +187,6 @@ func checkMemoryFile(f *os.File, layout []Region) error {
 	}
 	if want := memorySize(layout); uint64(st.Size()) != want {
 		return errorf(ErrMemory, "%s is %d bytes, the layout needs %d", f.Name(), st.Size(), want)
-	}
-	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("snapshot: syncing %s: %w", dir, err)
 	}
 	return nil
 }

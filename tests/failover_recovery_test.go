@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -202,7 +203,8 @@ func serves(t *testing.T, ctx context.Context, cl *vmmnode.Cluster, node string)
 
 // Two real guests with fence rules armed in their VMMs and little memory
 // (HogMem); the probe detector decides and the real cluster recovers (a
-// fresh boot). An OOM in the active (its memory hog started) fails over
+// fresh guest, restored from the node's golden snapshot of its first
+// boot). An OOM in the active (its memory hog started) fails over
 // to the standby, the VMM having fenced its guest on the oom event before
 // the detector's verdict and the manager's fence, httpd untouched; the
 // failed node boots afresh and rejoins as the standby; a panic in the new
@@ -219,7 +221,7 @@ func TestFailoverRecovers(t *testing.T) {
 	rules := failover.DefaultRules("httpd")
 	dir := t.TempDir()
 	cl, err := vmmnode.New(vmmnode.Config{VMM: bin, Env: []string{"TRACEVISOR_BUILD=" + buildDir},
-		Dir: dir, Nodes: []string{"vm1", "vm2"}, FenceRules: rules.FenceRules(), Mem: vmmnode.HogMem})
+		Dir: dir, Nodes: []string{"vm1", "vm2"}, FenceRules: rules.FenceRules(), Mem: vmmnode.HogMem, Golden: true, KeepCores: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,10 +400,27 @@ func TestFailoverRecovers(t *testing.T) {
 		if tls := m.Timelines(); len(tls) != int(base.Failovers)+1 || tls[len(tls)-1].RecoveredNS <= tls[len(tls)-1].ServingNS {
 			t.Errorf("want %s's failover to record its recovery after serving: %+v", a, tls)
 		}
-		// A fresh vmm: its own, running, with the fence rules armed again.
+		// A fresh vmm, restored from a's golden snapshot (its first
+		// boot's): its own, running, with the fence rules armed again.
+		if restored, n := cl.Node(a).Restored(); !restored || n < 1 {
+			t.Errorf("%s's recovery did not restore its golden snapshot (restored %v, %d restores): restore %v, snapshot %v",
+				a, restored, n, cl.Node(a).RestoreErr(), cl.Node(a).GoldenErr())
+		}
+		// The failed guest was kept as an ELF core before its vmm ended.
+		cores := cl.Node(a).Cores()
+		if len(cores) == 0 {
+			t.Errorf("no core kept of %s's failed guest: %v", a, cl.Node(a).CoreErr())
+		} else if f, err := elf.Open(cores[len(cores)-1]); err != nil || f.Type != elf.ET_CORE || len(f.Progs) < 2 {
+			t.Errorf("%s's core %s: %v; want an ELF core with segments", a, cores[len(cores)-1], err)
+		} else {
+			f.Close()
+		}
 		st, err := cl.MachineStatus(ctx, a)
 		if err != nil || st.State != vmmpkg.StateRunning {
 			t.Fatalf("%s's fresh vmm: %+v, %v; want running", a, st, err)
+		}
+		if r, err := api.Status(cl.Node(a).Sock); err != nil || len(r.FenceRules) != len(rules.FenceRules()) {
+			t.Errorf("%s's fresh vmm has fence rules %q (%v); want the %d of the cluster", a, r.FenceRules, err, len(rules.FenceRules()))
 		}
 		if by, err := cl.Client().Get(ctx, cl.Node(a).Addrs.Guest.Addr().String(), 5*time.Second); err != nil || by != a {
 			t.Fatalf("the recovered %s on its own address: %q, %v", a, by, err)

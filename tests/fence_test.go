@@ -1,11 +1,17 @@
 package tests
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/internal/testenv"
 	vm "github.com/tracevisor/tracevisor/vmm"
 )
 
@@ -73,6 +79,43 @@ func checkFenced(t *testing.T, st *vm.Status) {
 	}
 }
 
+// checkCore dumps the fenced guest of g as an ELF core and opens it in gdb
+// with the guest's vmlinux: vCPU 0's RIP is the one its fence recorded,
+// and the kernel's banner reads through the core's kernel mappings.
+func checkCore(t *testing.T, g *liveGuest, st *vm.Status) {
+	t.Helper()
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		testenv.Missing(t, testenv.GDB, "gdb is absent: the fenced guest's core is not opened")
+		return
+	}
+	core := filepath.Join(t.TempDir(), "vm.core")
+	r := g.call(api.Request{Op: api.OpDump, Path: core})
+	if r.Machine == nil || r.Machine.State != vm.StateFenced {
+		t.Fatalf("dump answer %+v: want the machine still fenced", r.Machine)
+	}
+	fi, err := os.Stat(core)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("core %v, %v: want a file of mode 0600", fi, err)
+	}
+	t.Logf("dump: %d MiB in %v", fi.Size()>>20, time.Duration(r.DumpNS))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gdb, "-nx", "-batch", "-ex", "info registers rip", "-ex", "x/s (char *)&linux_banner",
+		filepath.Join(buildDir, "guest-kernel", "vmlinux"), core)
+	out, err := cmd.CombinedOutput()
+	t.Logf("gdb:\n%s", out)
+	if err != nil {
+		t.Fatalf("gdb: %v", err)
+	}
+	if want := fmt.Sprintf("%#x", st.VCPUs[0].RIP); !strings.Contains(string(out), want) {
+		t.Errorf("gdb's rip is not the fence's %s", want)
+	}
+	if !strings.Contains(string(out), "Linux version") {
+		t.Errorf("gdb did not read the kernel's banner through the core")
+	}
+}
+
 func TestFence(t *testing.T) {
 	need(t)
 	t.Run("through the API", func(t *testing.T) {
@@ -96,6 +139,7 @@ func TestFence(t *testing.T) {
 		if again.FencedAtNS != r.Machine.FencedAtNS || again.FenceReason != "e2e fence" {
 			t.Errorf("a second fence changed the first: %+v", again)
 		}
+		t.Run("its core opens in gdb", func(t *testing.T) { checkCore(t, g, s) })
 		g.stopFenced(t)
 	})
 	t.Run("by a fence rule in the VMM", func(t *testing.T) {

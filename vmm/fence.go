@@ -82,6 +82,7 @@ type fence struct {
 	allDone bool          // allOut is closed
 	out     int           // vCPU loops that have left for good (any reason)
 	cpus    []VCPUStatus  // per vCPU, filled as each parks
+	regs    []*parkedRegs // per vCPU, its registers as it parked (nil: not read)
 	hooks   []func()      // OnFence hooks
 	hooksOK chan struct{} // closed when every hook returned
 	allOut  chan struct{} // closed when every vCPU is out (fenced machines only)
@@ -193,6 +194,7 @@ func (m *Machine) runStarted() {
 	m.fence.mu.Lock()
 	m.fence.started = true
 	m.fence.cpus = make([]VCPUStatus, len(m.vcpus))
+	m.fence.regs = make([]*parkedRegs, len(m.vcpus))
 	m.fence.mu.Unlock()
 }
 
@@ -200,11 +202,13 @@ func (m *Machine) runStarted() {
 // guest for a fence.
 func (v *vcpu) park() {
 	c := VCPUStatus{ID: v.kvm.ID, Fenced: true}
+	var parked *parkedRegs
 	if r, err := v.kvm.Regs(); err != nil {
 		c.Error = "KVM_GET_REGS: " + err.Error()
 	} else if s, err := v.kvm.Sregs(); err != nil {
 		c.Error = "KVM_GET_SREGS: " + err.Error()
 	} else {
+		parked = &parkedRegs{r: *r, s: *s}
 		c.Regs = true
 		c.RIP, c.RSP, c.RFLAGS, c.RAX = r.RIP, r.RSP, r.RFLAGS, r.RAX
 		c.CR0, c.CR2, c.CR3, c.CR4, c.EFER = s.CR0, s.CR2, s.CR3, s.CR4, s.EFER
@@ -216,6 +220,7 @@ func (v *vcpu) park() {
 	f.mu.Lock()
 	if v.kvm.ID < len(f.cpus) {
 		f.cpus[v.kvm.ID] = c
+		f.regs[v.kvm.ID] = parked
 	}
 	f.mu.Unlock()
 }

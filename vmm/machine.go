@@ -104,15 +104,16 @@ type Machine struct {
 	transports []*mmio.Transport // one per cfg.Virtio entry, in order
 	closers    []io.Closer       // eventfds and the like, closed with the machine
 
-	ctl          sync.Mutex      // one Pause, Resume or Snapshot at a time
+	ctl          sync.Mutex      // one Pause, Resume, Snapshot, Dump or Close at a time
 	pause        pauser          // see pause.go
 	restored     bool            // built from a snapshot: Run resumes, no boot set-up
 	restoreClock *kvm.ClockState // kvmclock to set just before a restored guest runs
 
 	eventfdNotifies atomic.Int64 // queue notifications that came by ioeventfd
 
-	started time.Time
-	events  eventLog
+	started    time.Time
+	firstEntry atomic.Int64 // unix ns of the first KVM_RUN of any vCPU (0: none yet)
+	events     eventLog
 	samples *sampler
 	fence   fence // see fence.go
 
@@ -404,8 +405,21 @@ func (m *Machine) BootTime() (time.Duration, bool) {
 	return t.Sub(m.started), true
 }
 
-// Close releases the vCPUs, the VM and guest RAM.
+// FirstEntry returns when a vCPU first entered the guest (its first
+// KVM_RUN), once one has: for a restore, the moment the guest runs again.
+func (m *Machine) FirstEntry() (time.Time, bool) {
+	ns := m.firstEntry.Load()
+	if ns == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// Close releases the vCPUs, the VM and guest RAM, once a snapshot or dump
+// in progress is done with them.
 func (m *Machine) Close() error {
+	m.ctl.Lock()
+	defer m.ctl.Unlock()
 	for _, c := range m.closers {
 		c.Close()
 	}

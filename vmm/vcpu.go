@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/tracevisor/tracevisor/vmm/kvm"
 	"golang.org/x/sys/unix"
@@ -63,7 +64,9 @@ func (v *vcpu) loop(ready chan<- error) {
 			v.park()
 			return
 		}
-		v.runs.Add(1)
+		if v.runs.Add(1) == 1 {
+			v.m.firstEntry.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		err := v.kvm.Run()
 		if errors.Is(err, kvm.ErrInterrupted) {
 			run.SetImmediateExit(false)

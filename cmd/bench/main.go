@@ -15,6 +15,14 @@
 //	                    requests to busybox httpd in the guest;
 //	                    probe-hit -> VMM latency over N hits; an event
 //	                    storm's throughput and drops
+//	bench snapshot [-n N] [--mem SIZES] [--dir DIR]
+//	                    for each guest RAM size: a cold boot to busybox
+//	                    httpd answering the host (over a tap in a netns of
+//	                    its own; root only), its snapshot, and N restores
+//	                    to the guest's first instruction and to httpd
+//	                    answering (ratio to the cold boot); then two clones
+//	                    of one snapshot side by side: how much of their
+//	                    resident guest memory they share
 //
 // Targets are printed beside the numbers; nothing here asserts them.
 package main
@@ -60,8 +68,29 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) >= 2 && os.Args[1] == "snapshot" {
+		fs := pflag.NewFlagSet("bench snapshot", pflag.ContinueOnError)
+		n := fs.IntP("n", "n", 5, "restores per guest RAM size")
+		mems := fs.StringSlice("mem", []string{"256M", "2G"}, "guest RAM sizes, each booted once and restored N times (comma-separated)")
+		dir := fs.String("dir", "", "keep the snapshots and the vmm reports here (default: a temporary directory, removed)")
+		if err := fs.Parse(os.Args[2:]); err != nil {
+			if errors.Is(err, pflag.ErrHelp) {
+				return
+			}
+			os.Exit(2)
+		}
+		if len(*mems) == 0 {
+			fmt.Fprintln(os.Stderr, "bench snapshot: --mem: give at least one size")
+			os.Exit(2)
+		}
+		if err := benchSnapshot(*n, *mems, *dir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench snapshot:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "boot" {
-		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio | bench probe [-n N] [--requests M] [--rounds R]")
+		fmt.Fprintln(os.Stderr, "usage: bench boot [-n N] [--cpus C] [--mem SIZE] | bench virtio | bench probe [-n N] [--requests M] [--rounds R] | bench snapshot [-n N] [--mem SIZES] [--dir DIR]")
 		os.Exit(2)
 	}
 	fs := pflag.NewFlagSet("bench boot", pflag.ContinueOnError)

@@ -28,6 +28,8 @@ type demoOpts struct {
 	poll       time.Duration
 	reqTimeout time.Duration
 	recover    bool
+	golden     bool
+	dir        string
 	deadline   time.Duration
 	journal    bool
 }
@@ -39,7 +41,9 @@ func demo(args []string) int {
 	fs.DurationVar(&o.period, "heartbeat", failover.DefaultPeriod, "the heartbeat's period (measure only: the probes decide)")
 	fs.DurationVar(&o.poll, "poll", 50*time.Millisecond, "the client's request interval on the service address")
 	fs.DurationVar(&o.reqTimeout, "request-timeout", 2*time.Second, "each client request's timeout (a guest on an emulating, loaded host answers slowly)")
-	fs.BoolVar(&o.recover, "recover", true, "wait for the failed node to be rebooted and rejoin as the standby")
+	fs.BoolVar(&o.recover, "recover", true, "wait for the failed node to come back fresh and rejoin as the standby")
+	fs.BoolVar(&o.golden, "golden", true, "keep each node's first boot as a snapshot and recover a failed node by restoring it (about a second); false: boot it again (a boot's tens of seconds here)")
+	fs.StringVar(&o.dir, "dir", "", "keep the cluster's files here: each vmm's output and events, the golden snapshots, the failed guest's core (default: a temporary directory, removed at the end)")
 	fs.DurationVar(&o.deadline, "deadline", 10*time.Minute, "give up (exit 1) after this long")
 	fs.BoolVar(&o.journal, "journal", false, "print the manager's journal (every node transition, JSON lines)")
 	if err := fs.Parse(args); err != nil {
@@ -98,12 +102,16 @@ func (p *printer) now(format string, args ...any) { p.at(time.Now().UnixNano(), 
 
 func runDemo(ctx context.Context, o demoOpts, w io.Writer) error {
 	pr := &printer{w: w}
-	dir, err := os.MkdirTemp("", "tracevisor-cluster-")
-	if err != nil {
-		return err
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "tracevisor-cluster-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
 	}
-	defer os.RemoveAll(dir)
-	cl, err := vmmnode.New(vmmnode.Config{VMM: o.vmm, Dir: dir, Nodes: []string{"vm1", "vm2"}})
+	cl, err := vmmnode.New(vmmnode.Config{VMM: o.vmm, Dir: dir, Nodes: []string{"vm1", "vm2"}, Golden: o.golden, KeepCores: true})
 	if err != nil {
 		return err
 	}
@@ -266,14 +274,31 @@ wait:
 	}
 
 	if o.recover {
-		fmt.Fprintf(w, "\nwaiting for vm1 to be rebooted and rejoin as the standby...\n")
+		how := "rebooted"
+		if o.golden {
+			how = "restored from its golden snapshot"
+		}
+		fmt.Fprintf(w, "\nwaiting for vm1 to be %s and rejoin as the standby...\n", how)
 		if err := waitUntil(ctx, 5*time.Minute, func() bool {
 			s, _ := m.State("vm1")
 			return s == failover.Standby
 		}); err != nil {
 			return fmt.Errorf("vm1 did not rejoin: %w; states %v", err, m.Status().Nodes)
 		}
-		pr.now("vm1 rejoined as the standby; active: %s", m.Status().Active)
+		how = "booted afresh"
+		if restored, _ := cl.Node("vm1").Restored(); restored {
+			how = "restored from its golden snapshot"
+		} else if err := cl.Node("vm1").RestoreErr(); err != nil {
+			how = fmt.Sprintf("booted afresh: its golden snapshot did not restore: %v", err)
+		}
+		pr.now("vm1 rejoined as the standby (%s); active: %s", how, m.Status().Active)
+		if cores := cl.Node("vm1").Cores(); len(cores) > 0 && o.dir != "" {
+			fmt.Fprintf(w, "vm1's failed guest was kept for a post-mortem: gdb build/guest-kernel/vmlinux %s\n", cores[len(cores)-1])
+		} else if len(cores) > 0 {
+			fmt.Fprintf(w, "vm1's failed guest was kept as an ELF core (removed with the demo's files; --dir DIR keeps them)\n")
+		} else if err := cl.Node("vm1").CoreErr(); err != nil {
+			fmt.Fprintf(w, "vm1's failed guest could not be kept: %v\n", err)
+		}
 	}
 	fmt.Fprintf(w, "\nmanager: %+v\n", m.Stats())
 	return nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/tracevisor/tracevisor/guest-kernel/initramfs"
+	"github.com/tracevisor/tracevisor/internal/atomicfile"
 )
 
 // writeArchive writes l to output through a temporary file in the same
@@ -17,32 +18,15 @@ func writeArchive(output string, l *layout) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating the output directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(output)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("creating the output: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	err = atomicfile.Write(output, 0o644, func(f *os.File) error {
+		buf := bufio.NewWriterSize(f, 1<<20)
+		if err := writeEntries(initramfs.NewWriter(buf), l); err != nil {
+			return err
 		}
-	}()
-
-	buf := bufio.NewWriterSize(tmp, 1<<20)
-	if err := writeEntries(initramfs.NewWriter(buf), l); err != nil {
-		return err
-	}
-	if err := buf.Flush(); err != nil {
+		return buf.Flush()
+	})
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", output, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", output, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", output, err)
-	}
-	if err := os.Rename(tmp.Name(), output); err != nil {
-		return fmt.Errorf("moving the archive into place: %w", err)
 	}
 	return nil
 }

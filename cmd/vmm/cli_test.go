@@ -141,3 +141,14 @@ func TestParseMAC(t *testing.T) {
 		}
 	}
 }
+
+// TestHostMAC: the tap's host-side MAC is made from the guest's (so the
+// same on a restore): unicast, locally administered, never the guest's.
+func TestHostMAC(t *testing.T) {
+	for _, g := range [][6]byte{{0x52, 0x54, 0, 0x12, 0x34, 0x56}, {0xfe, 1, 2, 3, 4, 5}, {0xfa, 1, 2, 3, 4, 5}} {
+		h := hostMAC(g)
+		if h == g || h[0]&1 != 0 || h[0]&2 == 0 || [5]byte(h[1:]) != [5]byte(g[1:]) {
+			t.Errorf("hostMAC(%x) = %x: want another unicast, local MAC with the guest's last five bytes", g, h)
+		}
+	}
+}

@@ -6,6 +6,7 @@
 //	vmm fence --api SOCKET             stop a running guest's vCPUs for good
 //	vmm snapshot --api SOCKET DIR      write a running guest to DIR (vmm run --restore DIR)
 //	vmm resume --api SOCKET            let a guest paused by a snapshot run on
+//	vmm dump --api SOCKET FILE         write a (fenced) guest as an ELF core for gdb
 //	vmm doctor                         show what KVM offers and which host profile applies
 //
 // Run `vmm help` or `vmm COMMAND --help` for details.
@@ -14,6 +15,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 )
 
 const usage = `vmm — tracevisor's KVM virtual machine monitor
@@ -33,6 +35,8 @@ Usage:
                                        --restore DIR' resumes it where it was
   vmm resume --api SOCKET              let a guest paused by 'vmm snapshot
                                        --paused' run on
+  vmm dump --api SOCKET FILE           write a guest (a fenced one as its fence
+                                       left it) as an ELF core: gdb vmlinux FILE
   vmm doctor                           print what /dev/kvm offers and which host
                                        profile (hardware or emulated) applies
   vmm help                             this text
@@ -46,6 +50,10 @@ const (
 	exitError = 1 // setup failed: missing kernel, no KVM, too little memory...
 	exitUsage = 2 // bad command line
 )
+
+// processStart is when the vmm process began to run Go code: the origin
+// of --report's start_to_guest_ms.
+var processStart = time.Now()
 
 func main() {
 	os.Exit(dispatch(os.Args[1:]))
@@ -69,6 +77,8 @@ func dispatch(args []string) int {
 		return fenceCmd(args[1:])
 	case "snapshot":
 		return snapshotCmd(args[1:])
+	case "dump":
+		return dumpCmd(args[1:])
 	case "resume":
 		return resumeCmd(args[1:])
 	case "help", "-h", "--help":

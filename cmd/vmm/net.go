@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	vnet "github.com/tracevisor/tracevisor/virtio/net"
@@ -81,7 +84,7 @@ func openNICs(specs []string, saved map[int][6]byte) ([]vmm.VirtioDevice, []*fen
 		var err error
 		switch kind {
 		case "tap":
-			be, err = vnet.OpenTAP(name)
+			be, err = openTAP(name, mac)
 		case "switch":
 			be, err = joinSwitch(name, &closers)
 		default:
@@ -98,6 +101,55 @@ func openNICs(specs []string, saved map[int][6]byte) ([]vmm.VirtioDevice, []*fen
 		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("net%d", i), Device: dev})
 	}
 	return devs, gates, closeAll, nil
+}
+
+// openTAP opens tap interface name for a NIC whose guest MAC is mac. A tap
+// that vmm creates gets the host-side MAC hostMAC(mac): the same on every
+// boot and restore of that guest, so a restored guest's neighbour entry
+// for the host (it points at the snapshot's tap) stays right. The tap is
+// made under a temporary name, given its MAC and only then renamed to
+// name, so whoever waits for name to appear (and talks on it at once)
+// never sees the kernel's random MAC. A tap that was there before keeps
+// its own.
+func openTAP(name string, mac [6]byte) (*vnet.TAP, error) {
+	_, err := netlink.LinkByName(name)
+	var missing netlink.LinkNotFoundError
+	if name == "" || !errors.As(err, &missing) {
+		return vnet.OpenTAP(name) // there already, the kernel's choice, or netlink cannot tell: as it comes
+	}
+	var r [3]byte
+	rand.Read(r[:])
+	tmp := fmt.Sprintf("tvtmp%x", r)
+	t, err := vnet.OpenTAP(tmp)
+	if err != nil {
+		return nil, err
+	}
+	h := hostMAC(mac)
+	link, err := netlink.LinkByName(tmp)
+	if err == nil {
+		err = netlink.LinkSetHardwareAddr(link, h[:])
+	}
+	if err == nil {
+		err = netlink.LinkSetName(link, name)
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("tap %s: give it its MAC and name: %w", name, err)
+	}
+	t.Renamed(name)
+	return t, nil
+}
+
+// hostMAC is the host side's MAC for the tap of a guest with MAC guest:
+// fe: and the guest's last five bytes (locally administered, unicast), or
+// fa: and those where the guest's begins with fe.
+func hostMAC(guest [6]byte) [6]byte {
+	h := guest
+	h[0] = 0xfe
+	if h == guest {
+		h[0] = 0xfa
+	}
+	return h
 }
 
 // joinSwitch returns a backend on the switch called name: a connection to

@@ -50,7 +50,10 @@ one snapshot share its clean pages.
   and --api are this run's.
   A clone's identity: each NIC keeps the snapshot's MAC (the guest's driver
   read it at boot and cannot be told another; --net without mac= takes the
-  snapshot's), and the guest keeps the addresses it set. Run a clone on a
+  snapshot's), and the guest keeps the addresses it set; a tap that vmm
+  creates gets a host-side MAC made from the guest's (fe: and its last five
+  bytes; fa: where the guest's begins with fe), the same on a restore, so
+  the guest's neighbour entry for the host stays right. Run a clone on a
   link of its own (its own --net switch:NAME or tap), or change its
   addresses inside the guest, before two clones share a network.
 
@@ -146,6 +149,10 @@ type runReport struct {
 	CPUs           int     `json:"cpus"`
 	RestoredFrom   string  `json:"restored_from,omitempty"`
 	RestoreMS      float64 `json:"restore_ms,omitempty"`
+	// StartToGuestMS: from the vmm's start to the guest's first
+	// instruction (the first KVM_RUN); for a restore, the time until the
+	// guest runs again.
+	StartToGuestMS float64 `json:"start_to_guest_ms,omitempty"`
 }
 
 func run(f runFlags, command []string) (int, error) {
@@ -305,6 +312,9 @@ func run(f runFlags, command []string) (int, error) {
 		if restoring {
 			rep.RestoredFrom = f.restore
 			rep.RestoreMS = float64(restoreTook) / float64(time.Millisecond)
+		}
+		if t, ok := m.FirstEntry(); ok {
+			rep.StartToGuestMS = float64(t.Sub(processStart)) / float64(time.Millisecond)
 		}
 		if d, ok := m.BootTime(); ok {
 			rep.BootToInitMS = float64(d) / float64(time.Millisecond)

@@ -117,6 +117,7 @@ type snapMachine struct {
 	dirs   []string
 	paused []bool
 	resume int
+	dumps  []string
 }
 
 func (m *snapMachine) Snapshot(dir string, stayPaused bool) error {
@@ -179,5 +180,46 @@ func TestSnapshotCommand(t *testing.T) {
 	}
 	if code := snapshotCmd([]string{"--api", filepath.Join(t.TempDir(), "none.sock"), "/tmp/x"}); code != exitError {
 		t.Errorf("vmm snapshot to no vmm: exit %d, want %d", code, exitError)
+	}
+}
+
+// Dump implements api.Dumper: it records the path.
+func (m *snapMachine) Dump(path string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dumps = append(m.dumps, path)
+	return nil
+}
+
+// vmm dump sends an absolute path and says where the core went; its usage
+// errors exit 2, a vmm that is not there 1.
+func TestDumpCommand(t *testing.T) {
+	m := &snapMachine{fakeMachine: fakeMachine{st: vmm.Status{State: vmm.StateFenced}}}
+	sock := filepath.Join(t.TempDir(), "vm.sock")
+	s, err := api.Listen(sock, probetest.New(t).Host, api.NewControl(m), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t.Chdir(t.TempDir())
+	var out bytes.Buffer
+	if err := dumpCore(&out, sock, "vm.core"); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	want := filepath.Join(wd, "vm.core")
+	if len(m.dumps) != 1 || m.dumps[0] != want {
+		t.Fatalf("the vmm got dumps %q, want [%s]", m.dumps, want)
+	}
+	if !strings.Contains(out.String(), "core written to "+want) || !strings.Contains(out.String(), "the guest is fenced") {
+		t.Errorf("output %q", out.String())
+	}
+	for _, args := range [][]string{{"/tmp/x"}, {"--api", sock}, {"--api", sock, "a", "b"}, {"--bogus"}} {
+		if code := dumpCmd(args); code != exitUsage {
+			t.Errorf("vmm dump %q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code := dumpCmd([]string{"--api", filepath.Join(t.TempDir(), "none.sock"), "/tmp/x"}); code != exitError {
+		t.Errorf("vmm dump to no vmm: exit %d, want %d", code, exitError)
 	}
 }

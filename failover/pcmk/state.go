@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/internal/atomicfile"
 )
 
 // State is the directory one VM instance keeps on its node:
@@ -132,11 +133,12 @@ func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	// Not synced: a verdict is on the failover's path, and one lost in a
+	// host crash goes with the cluster's state anyway.
+	return atomicfile.Replace(path, 0o644, func(f *os.File) error {
+		_, err := f.Write(b)
 		return err
-	}
-	return os.Rename(tmp, path)
+	})
 }
 
 // Action is one line of the state's agent.log.

@@ -68,6 +68,20 @@ type Config struct {
 	// for dead. BootTimeout counts from the slot; the wait for it is
 	// bounded by the caller's context.
 	BootSlots chan struct{}
+	// Golden keeps each node's first boot as a snapshot (NAME.golden in
+	// Dir, taken once its httpd answers; the guest runs on) and recovers
+	// the node by restoring it (`vmm run --restore`): a guest as its first
+	// boot left it, back in about a second instead of a boot's tens. The
+	// snapshot's probes come back with it; the fence rules are armed
+	// again. A restore that fails is followed by a boot, which takes a new
+	// snapshot (Node.RestoreErr says why); a snapshot that fails leaves
+	// the node to boot on recovery (Node.GoldenErr).
+	Golden bool
+	// KeepCores writes each failed guest as an ELF core (NAME.GEN.core in
+	// Dir, `vmm dump`) before its recovery ends the fenced vmm, for a
+	// post-mortem with gdb and the guest's vmlinux; Node.Cores lists them.
+	// A dump that fails does not stop the recovery (Node.CoreErr).
+	KeepCores bool
 }
 
 // Cluster is a cluster of vmm nodes in a network namespace of its own. It
@@ -94,6 +108,12 @@ func New(cfg Config) (*Cluster, error) {
 	if len(cfg.Nodes) < 1 {
 		return nil, errors.New("vmmnode: a cluster needs nodes")
 	}
+	// Absolute: the vmm's API takes absolute paths (snapshots, cores).
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("vmmnode: %w", err)
+	}
+	cfg.Dir = dir
 	if cfg.NamespacePrefix == "" {
 		cfg.NamespacePrefix = "tvcluster-"
 	}
@@ -296,13 +316,17 @@ func (c *Cluster) CurrentNode() (string, error) {
 	return "", fmt.Errorf("vmmnode: the service route points at %s, no node's link", link)
 }
 
-// Recover stops node's fenced vmm, boots a fresh one and returns once its
-// httpd answers on the node's own address (failover.Actions). Every kind
-// of failure gets a reboot: a fenced guest cannot be resumed.
+// Recover stops node's fenced vmm, boots a fresh one (restores the node's
+// golden snapshot, with Config.Golden) and returns once its httpd answers
+// on the node's own address (failover.Actions). Every kind of failure gets
+// a fresh guest: a fenced guest cannot be resumed.
 func (c *Cluster) Recover(ctx context.Context, node string, why failover.Kind) error {
 	n, err := c.node(node)
 	if err != nil {
 		return err
+	}
+	if c.cfg.KeepCores {
+		n.keepCore(ctx)
 	}
 	if err := n.stop(ctx, "recover after a "+why.String()+" failure"); err != nil {
 		return err

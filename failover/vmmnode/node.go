@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/failover/netaddr"
 )
 
@@ -84,11 +85,18 @@ type Node struct {
 
 	c *Cluster
 
-	mu     sync.Mutex
-	gen    int // boots so far
-	proc   *proc
-	events string // the current vmm's events file
-	log    string // the current vmm's output
+	mu         sync.Mutex
+	gen        int // vmms started so far
+	proc       *proc
+	events     string // the current vmm's events file
+	log        string // the current vmm's output
+	golden     string // the golden snapshot, once taken (Config.Golden)
+	restored   bool   // the current vmm restored the golden snapshot
+	restores   int    // golden restores that served
+	restoreErr error  // the last golden restore's failure (a boot followed)
+	goldenErr  error  // the last golden snapshot's failure
+	cores      []string
+	coreErr    error // the last dump's failure (Config.KeepCores)
 }
 
 // proc is one vmm process and its end.
@@ -133,10 +141,41 @@ func (n *Node) PID() int {
 	return n.proc.cmd.Process.Pid
 }
 
-// args is the vmm command line for a boot whose events go to events.
-func (n *Node) args(events string) []string {
+// Restored reports whether the node's current vmm restored its golden
+// snapshot (Config.Golden), and how many golden restores have served.
+func (n *Node) Restored() (bool, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.restored, n.restores
+}
+
+// GoldenErr is why the last golden snapshot could not be taken (the node
+// then recovers by booting), or nil.
+func (n *Node) GoldenErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.goldenErr
+}
+
+// RestoreErr is why the last restore of the golden snapshot failed (a
+// boot followed, which took a new one), or nil.
+func (n *Node) RestoreErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.restoreErr
+}
+
+// args is the vmm command line for a start whose events go to events: a
+// boot, or the restore of snapshot dir golden. A restore gives the boot's
+// --net and --mem in the same order (vmm refuses a snapshot whose
+// configuration differs) and no probes or guest command: they come back
+// with the snapshot.
+func (n *Node) args(events, golden string) []string {
 	cfg := n.c.cfg
 	a := []string{"run", "--api", n.Sock, "--net", "tap:" + n.Addrs.Link, "--mem", cfg.Mem, "--events", events}
+	if golden != "" {
+		return append(append(a, cfg.ExtraArgs...), "--restore", golden)
+	}
 	for _, p := range cfg.Probes {
 		a = append(a, "--probe", p)
 	}
@@ -145,10 +184,38 @@ func (n *Node) args(events string) []string {
 }
 
 // boot starts a fresh vmm for the node, sets its link up and waits until
-// its httpd answers on the node's own address.
+// its httpd answers on the node's own address. With Config.Golden it
+// restores the node's golden snapshot once there is one, and boots if
+// that fails; the first boot takes the snapshot.
 func (n *Node) boot(ctx context.Context) error {
+	if golden := n.goldenPath(); golden != "" {
+		err := n.start(ctx, golden)
+		n.mu.Lock()
+		n.restored, n.restoreErr = err == nil, err
+		if err == nil {
+			n.restores++
+		} else {
+			n.golden = "" // not tried again: the boot below takes a new one
+		}
+		n.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+	}
+	if err := n.start(ctx, ""); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.restored = false
+	n.mu.Unlock()
+	return nil
+}
+
+// start starts a vmm for the node, booting (golden empty) or restoring
+// golden, and returns once its httpd answers with the fence rules armed.
+func (n *Node) start(ctx context.Context, golden string) error {
 	cfg := n.c.cfg
-	if cfg.BootSlots != nil {
+	if cfg.BootSlots != nil && golden == "" { // a restore keeps no core busy for long
 		select {
 		case cfg.BootSlots <- struct{}{}:
 			defer func() { <-cfg.BootSlots }()
@@ -172,7 +239,7 @@ func (n *Node) boot(ctx context.Context) error {
 		n.mu.Unlock()
 		return fmt.Errorf("vmmnode: %s: %w", n.Name, err)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.c.ns.Name(), cfg.VMM}, n.args(n.events)...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.c.ns.Name(), cfg.VMM}, n.args(n.events, golden)...)...)
 	cmd.Env = append(os.Environ(), cfg.Env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// No Pdeathsig: it fires when the forking thread exits, and the
@@ -199,6 +266,17 @@ func (n *Node) boot(ctx context.Context) error {
 	}
 	if _, err := n.c.client.AwaitAnswer(ctx, n.Addrs.Guest.Addr().String(), n.Name, 500*time.Millisecond, 10*time.Second); err != nil {
 		return n.bootFailed(p, err)
+	}
+	if cfg.Golden && golden == "" && n.goldenPath() == "" {
+		// A snapshot that fails leaves the node serving, without one:
+		// its recoveries boot (GoldenErr says why).
+		dir := filepath.Join(cfg.Dir, n.Name+".golden")
+		_, err := call(ctx, n.Sock, api.Request{Op: api.OpSnapshot, Dir: dir})
+		n.mu.Lock()
+		if n.goldenErr = err; err == nil {
+			n.golden = dir
+		}
+		n.mu.Unlock()
 	}
 	for _, r := range cfg.FenceRules {
 		if err := fenceOn(ctx, n.Sock, r); err != nil {
@@ -304,4 +382,55 @@ func Tail(path string, n int) string {
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, int64(n)))
 	return string(b)
+}
+
+// goldenPath is the golden snapshot's directory, once taken.
+func (n *Node) goldenPath() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.golden
+}
+
+// keepCore writes the current (failed, fenced) guest as an ELF core
+// beside its log, recording it in Cores, or the failure in CoreErr.
+func (n *Node) keepCore(ctx context.Context) {
+	n.mu.Lock()
+	p, gen := n.proc, n.gen
+	n.mu.Unlock()
+	if p == nil || p.exited() {
+		return
+	}
+	path, err := filepath.Abs(filepath.Join(n.c.cfg.Dir, fmt.Sprintf("%s.%d.core", n.Name, gen)))
+	if err != nil {
+		n.mu.Lock()
+		n.coreErr = err
+		n.mu.Unlock()
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err = call(dctx, n.Sock, api.Request{Op: api.OpDump, Path: path})
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err != nil {
+		n.coreErr = err
+		return
+	}
+	n.cores = append(n.cores, path)
+}
+
+// Cores lists the ELF cores kept of the node's failed guests
+// (Config.KeepCores), oldest first.
+func (n *Node) Cores() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.cores...)
+}
+
+// CoreErr is why the last core of a failed guest could not be written, or
+// nil.
+func (n *Node) CoreErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.coreErr
 }

@@ -52,7 +52,7 @@ func TestNodeArgs(t *testing.T) {
 	c := &Cluster{cfg: Config{Mem: "128M", Service: netaddr.DefaultService, Probes: DefaultProbes("httpd"),
 		ExtraArgs: []string{"--fence-on", "class=oom"}}}
 	n := &Node{Name: "vm1", Addrs: addrs, Sock: "/d/vm1.sock", c: c}
-	a := n.args("/d/vm1.1.events.jsonl")
+	a := n.args("/d/vm1.1.events.jsonl", "")
 	dash := slices.Index(a, "--")
 	if dash < 0 || a[dash+1] != "sh" || a[dash+2] != "-c" || a[dash+3] != GuestScript("vm1", addrs, netaddr.DefaultService) {
 		t.Fatalf("want -- sh -c SCRIPT at the end: %q", a)
@@ -64,6 +64,14 @@ func TestNodeArgs(t *testing.T) {
 		if !strings.Contains(flags, want) {
 			t.Errorf("vmm flags %q lack %q", flags, want)
 		}
+	}
+
+	// A restore: the boot's --net and --mem in the same order, the
+	// snapshot named, no probes and no guest command.
+	r := strings.Join(n.args("/d/vm1.2.events.jsonl", "/d/vm1.golden"), " ")
+	want := "run --api /d/vm1.sock --net tap:tv0 --mem 128M --events /d/vm1.2.events.jsonl --fence-on class=oom --restore /d/vm1.golden"
+	if r != want {
+		t.Errorf("restore flags %q, want %q", r, want)
 	}
 }
 

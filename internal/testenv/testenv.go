@@ -26,6 +26,7 @@ const (
 	GCC       = "gcc"       // a C compiler
 	Headers   = "headers"   // Debian linux-headers-*-amd64 for out-of-tree modules
 	Cpio      = "cpio"      // GNU cpio
+	GDB       = "gdb"       // the GNU debugger (reads the vmm's core dumps)
 	Build     = "build"     // the project's guest kernel and initramfs (make all)
 	Pacemaker = "pacemaker" // pacemaker, corosync, crmsh and fence-agents installed
 )

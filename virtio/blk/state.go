@@ -34,11 +34,7 @@ func (d *Device) Resume() {}
 func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b, err := json.Marshal(State{Capacity: d.disk.Capacity(), Broken: d.broken})
-	if err != nil || d.q == nil {
-		return b, nil, err
-	}
-	return b, []*queue.Queue{d.q}, nil
+	return mmio.SavedState(State{Capacity: d.disk.Capacity(), Broken: d.broken}, d.q)
 }
 
 // CheckState implements mmio.StateChecker.

@@ -39,11 +39,7 @@ func (d *Device) Resume() {
 func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b, err := json.Marshal(State{Pending: d.pending, Broken: d.broken})
-	if err != nil || d.q == [2]*queue.Queue{} {
-		return b, nil, err
-	}
-	return b, d.q[:], nil
+	return mmio.SavedState(State{Pending: d.pending, Broken: d.broken}, d.q[:]...)
 }
 
 // CheckState implements mmio.StateChecker.

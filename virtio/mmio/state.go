@@ -56,6 +56,22 @@ type Restorer interface {
 	RestoreActive(ctx ActivateContext, queues []*queue.Queue) error
 }
 
+// SavedState is what a device's SaveState returns for its own state v and
+// the queues it runs (nil where it runs none): v as JSON, and the queues
+// while the device is active (any of them non-nil), else a nil slice.
+func SavedState(v any, queues ...*queue.Queue) (json.RawMessage, []*queue.Queue, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, q := range queues {
+		if q != nil {
+			return b, queues, nil
+		}
+	}
+	return b, nil, nil
+}
+
 // StateChecker is implemented by a Restorer that can check its saved state
 // without taking it: CheckState refuses exactly what RestoreState would
 // refuse of the state itself (another configuration, a malformed or

@@ -51,11 +51,7 @@ func (d *Device) Resume() {
 func (d *Device) SaveState() (json.RawMessage, []*queue.Queue, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b, err := json.Marshal(State{MAC: d.mac, LinkUp: d.linkUp, Broken: d.broken, Held: len(d.held)})
-	if err != nil || d.q == [2]*queue.Queue{} {
-		return b, nil, err
-	}
-	return b, d.q[:], nil
+	return mmio.SavedState(State{MAC: d.mac, LinkUp: d.linkUp, Broken: d.broken, Held: len(d.held)}, d.q[:]...)
 }
 
 // CheckState implements mmio.StateChecker.

@@ -42,6 +42,10 @@ func OpenTAP(name string) (*TAP, error) {
 // Name returns the interface name.
 func (t *TAP) Name() string { return t.name }
 
+// Renamed records that the interface now has another name (the caller
+// renamed it, e.g. by netlink).
+func (t *TAP) Renamed(name string) { t.name = name }
+
 // Send implements Backend.
 func (t *TAP) Send(frame []byte) error {
 	_, err := t.f.Write(frame)
