@@ -114,8 +114,8 @@ type Machine struct {
 	started    time.Time
 	firstEntry atomic.Int64 // unix ns of the first KVM_RUN of any vCPU (0: none yet)
 	events     eventLog
-	samples *sampler
-	fence   fence // see fence.go
+	samples    *sampler
+	fence      fence // see fence.go
 
 	endOnce sync.Once
 	ending  Ending
