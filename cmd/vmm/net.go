@@ -96,6 +96,12 @@ func openNICs(specs []string, saved map[int][6]byte) ([]vmm.VirtioDevice, []*fen
 		}
 		gate := newFenceGate(be)
 		dev := vnet.New(mac, gate)
+		if restoring {
+			// Paused from the start: frames that arrive before the
+			// restore gives it its queues wait for them (the restore
+			// resumes it with the machine).
+			dev.Pause()
+		}
 		closers = append(closers, dev) // closes be too
 		gates = append(gates, gate)
 		devs = append(devs, vmm.VirtioDevice{Name: fmt.Sprintf("net%d", i), Device: dev})

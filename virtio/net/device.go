@@ -342,7 +342,9 @@ func (d *Device) rxLoop() {
 func (d *Device) receive(frame []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.q[receiveq] == nil || d.broken || d.closed {
+	// Paused and not active yet is a restore in progress: the frame waits
+	// for the restored queues (Resume).
+	if (d.q[receiveq] == nil && !d.paused) || d.broken || d.closed {
 		d.st.rxDropInactive.Add(1)
 		return
 	}

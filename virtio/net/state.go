@@ -32,18 +32,27 @@ type State struct {
 
 // Pause implements mmio.Restorer: received frames are held (up to
 // MaxHeld, then dropped and counted as usual), none is delivered, and no
-// transmit chain is taken.
+// transmit chain is taken. A device paused before it is active (a VMM
+// pauses a device it is about to restore as it creates it) holds the
+// frames that arrive meanwhile for its restored queues: the host's first
+// ARP request to a restored guest is not lost.
 func (d *Device) Pause() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.paused = true
 }
 
-// Resume implements mmio.Restorer: it delivers the frames held meanwhile.
+// Resume implements mmio.Restorer: it delivers the frames held meanwhile,
+// or drops them (counted as inactive) if the device has no queues.
 func (d *Device) Resume() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.paused = false
+	if d.q[receiveq] == nil {
+		d.st.rxDropInactive.Add(uint64(len(d.held)))
+		d.held = nil
+		return
+	}
 	d.deliverLocked()
 }
 

@@ -144,3 +144,46 @@ func TestRestoreRefusesOtherMAC(t *testing.T) {
 		t.Fatalf("Restore with 1000 held frames = %v, want ErrBadState", err)
 	}
 }
+
+// A device paused as it is created for a restore holds a frame that
+// arrives before its queues are restored and delivers it on Resume, into
+// the buffer the guest had posted; a device paused and never activated
+// drops what it held on Resume, counted.
+func TestPausedBeforeRestoreHoldsFrames(t *testing.T) {
+	buf := make([]byte, memSize)
+	mem := guestmem.FromRegions(guestmem.Region{GPA: 0, Host: buf})
+	alloc := uint64(bufBase)
+	a := newSnapEnv(t, mem,
+		&ring{t: t, mem: mem, desc: 0x1000, avail: 0x2000, used: 0x3000, alloc: &alloc},
+		&ring{t: t, mem: mem, desc: 0x4000, avail: 0x5000, used: 0x6000, alloc: &alloc})
+	virtiotest.Activate(t, a.tr, allFeatures, a.rx.vring(), a.tx.vring())
+	spare := a.rx.post(seg{wlen: 2048})[0]
+	a.tr.Pause()
+	s := virtiotest.SaveState(t, a.tr)
+
+	mem2 := virtiotest.CloneMemory(mem)
+	alloc2 := alloc
+	b := newSnapEnv(t, mem2, a.rx.onMemory(mem2, &alloc2), a.tx.onMemory(mem2, &alloc2))
+	b.d.Pause()
+	early := frame(testMAC, macA, "before the restore")
+	b.be.push(early)
+	b.waitFor("the early frame held", func() bool { return b.held() == 1 })
+	if err := b.tr.RestorePaused(s); err != nil {
+		t.Fatalf("RestorePaused: %v", err)
+	}
+	b.tr.Resume()
+	b.waitFor("the early frame delivered", func() bool { return b.rx.usedIdx() == 1 })
+	checkRx(t, b.rx, spare, early)
+	if st := b.d.Stats(); st.RxDropInactive != 0 || st.RxFrames != 1 {
+		t.Errorf("stats %+v: want the frame delivered, none dropped", st)
+	}
+
+	c := newSnapEnv(t, mem2, a.rx.onMemory(mem2, &alloc2), a.tx.onMemory(mem2, &alloc2))
+	c.d.Pause()
+	c.be.push(frame(testMAC, macA, "for nobody"))
+	c.waitFor("held", func() bool { return c.held() == 1 })
+	c.d.Resume()
+	if st := c.d.Stats(); c.held() != 0 || st.RxDropInactive != 1 {
+		t.Errorf("a never-activated device after Resume: %d held, stats %+v; want none held, 1 dropped", c.held(), st)
+	}
+}
