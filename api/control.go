@@ -175,11 +175,8 @@ func (c *Control) snapshotCall(req Request) (Response, error) {
 		}
 		return c.status(), nil
 	}
-	switch {
-	case req.Dir == "":
-		return Response{}, errors.New("snapshot: no directory given (dir)")
-	case !filepath.IsAbs(req.Dir):
-		return Response{}, fmt.Errorf("snapshot: directory %q is not an absolute path (the vmm's working directory is not the client's)", req.Dir)
+	if err := absPath("snapshot", "directory", "dir", req.Dir); err != nil {
+		return Response{}, err
 	}
 	start := time.Now()
 	if err := sn.Snapshot(req.Dir, req.Paused); err != nil {
@@ -190,17 +187,26 @@ func (c *Control) snapshotCall(req Request) (Response, error) {
 	return r, nil
 }
 
+// absPath checks that the path a request's field gives is there and
+// absolute: the vmm's working directory is not the client's.
+func absPath(op, what, field, p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("%s: no %s given (%s)", op, what, field)
+	case !filepath.IsAbs(p):
+		return fmt.Errorf("%s: %s %q is not an absolute path (the vmm's working directory is not the client's)", op, what, p)
+	}
+	return nil
+}
+
 // dumpCall answers dump.
 func (c *Control) dumpCall(req Request) (Response, error) {
 	d, ok := c.m.(Dumper)
 	if !ok {
 		return Response{}, errors.New("dump: this vmm's machine cannot be dumped")
 	}
-	switch {
-	case req.Path == "":
-		return Response{}, errors.New("dump: no file given (path)")
-	case !filepath.IsAbs(req.Path):
-		return Response{}, fmt.Errorf("dump: file %q is not an absolute path (the vmm's working directory is not the client's)", req.Path)
+	if err := absPath("dump", "file", "path", req.Path); err != nil {
+		return Response{}, err
 	}
 	start := time.Now()
 	if err := d.Dump(req.Path); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -40,22 +39,11 @@ Flags:
 func dumpCmd(args []string) int {
 	fs := pflag.NewFlagSet("vmm dump", pflag.ContinueOnError)
 	sock := fs.String("api", "", "API socket of the running vmm (its --api)")
-	fs.Usage = func() { fmt.Fprintf(os.Stderr, dumpHelp, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return usageError("dump", err)
+	file, code, ok := parseAPIAndOne(fs, "dump", dumpHelp, sock, "core file", args)
+	if !ok {
+		return code
 	}
-	switch {
-	case *sock == "":
-		return usageError("dump", errors.New("--api SOCKET is required (the --api of 'vmm run')"))
-	case fs.NArg() == 0:
-		return usageError("dump", errors.New("no core file given"))
-	case fs.NArg() > 1:
-		return usageError("dump", fmt.Errorf("unexpected argument %q: one core file", fs.Arg(1)))
-	}
-	if err := dumpCore(os.Stdout, *sock, fs.Arg(0)); err != nil {
+	if err := dumpCore(os.Stdout, *sock, file); err != nil {
 		fmt.Fprintf(os.Stderr, "vmm dump: %v\n", err)
 		return exitError
 	}

@@ -47,22 +47,11 @@ func snapshotCmd(args []string) int {
 	fs := pflag.NewFlagSet("vmm snapshot", pflag.ContinueOnError)
 	sock := fs.String("api", "", "API socket of the running vmm (its --api)")
 	paused := fs.Bool("paused", false, "leave the guest paused after the snapshot ('vmm resume' lets it go on)")
-	fs.Usage = func() { fmt.Fprintf(os.Stderr, snapshotHelp, fs.FlagUsages()) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return usageError("snapshot", err)
+	dir, code, ok := parseAPIAndOne(fs, "snapshot", snapshotHelp, sock, "snapshot directory", args)
+	if !ok {
+		return code
 	}
-	switch {
-	case *sock == "":
-		return usageError("snapshot", errors.New("--api SOCKET is required (the --api of 'vmm run')"))
-	case fs.NArg() == 0:
-		return usageError("snapshot", errors.New("no snapshot directory given"))
-	case fs.NArg() > 1:
-		return usageError("snapshot", fmt.Errorf("unexpected argument %q: one snapshot directory", fs.Arg(1)))
-	}
-	if err := takeSnapshot(os.Stdout, *sock, fs.Arg(0), *paused); err != nil {
+	if err := takeSnapshot(os.Stdout, *sock, dir, *paused); err != nil {
 		fmt.Fprintf(os.Stderr, "vmm snapshot: %v\n", err)
 		return exitError
 	}
@@ -85,6 +74,29 @@ func takeSnapshot(w io.Writer, sock, dir string, paused bool) error {
 	}
 	fmt.Fprintf(w, "snapshot written to %s in %v; the guest is %s\n", abs, time.Duration(r.SnapshotNS).Round(time.Millisecond), state)
 	return nil
+}
+
+// parseAPIAndOne parses args into fs for command name (help its usage,
+// sock its --api): --api is required and exactly one argument, a what,
+// which it returns. Where ok is false the command returns code at once
+// (0 for --help, exitUsage otherwise, the error said).
+func parseAPIAndOne(fs *pflag.FlagSet, name, help string, sock *string, what string, args []string) (arg string, code int, ok bool) {
+	fs.Usage = func() { fmt.Fprintf(os.Stderr, help, fs.FlagUsages()) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return "", 0, false
+		}
+		return "", usageError(name, err), false
+	}
+	switch {
+	case *sock == "":
+		return "", usageError(name, errors.New("--api SOCKET is required (the --api of 'vmm run')")), false
+	case fs.NArg() == 0:
+		return "", usageError(name, fmt.Errorf("no %s given", what)), false
+	case fs.NArg() > 1:
+		return "", usageError(name, fmt.Errorf("unexpected argument %q: one %s", fs.Arg(1), what)), false
+	}
+	return fs.Arg(0), 0, true
 }
 
 func resumeCmd(args []string) int {
