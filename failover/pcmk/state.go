@@ -133,8 +133,9 @@ func writeAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	// Not synced: a verdict is on the failover's path, and one lost in a
-	// host crash goes with the cluster's state anyway.
+	// Not synced: a verdict is on the failover's path, and these files
+	// (pids, the verdict, a trimmed log) mean nothing after a host crash,
+	// which ends the VMs they describe.
 	return atomicfile.Replace(path, 0o644, func(f *os.File) error {
 		_, err := f.Write(b)
 		return err
