@@ -56,7 +56,9 @@ func TestPacemakerLab(t *testing.T) {
 	}
 	t.Logf("two nodes online after %.1fs", time.Since(start).Seconds())
 	s, err := lab.Await(ctx, "the group and both fence devices started", func(s pcmklab.Status) bool {
-		return len(s.Resources["ip"]) == 1 && len(s.Resources["fence-n1"]) == 1 && len(s.Resources["fence-n2"]) == 1
+		// The address's start done, not only begun (Pending "Starting").
+		return len(s.Resources["ip"]) == 1 && s.Resources["ip"][0].Pending == "" &&
+			len(s.Resources["fence-n1"]) == 1 && len(s.Resources["fence-n2"]) == 1
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +80,7 @@ func TestPacemakerLab(t *testing.T) {
 	// is back, on one node, with its address there and not on the other.
 	s, err = lab.Await(ctx, "the group back after its failure", func(s pcmklab.Status) bool {
 		ips := s.Resources["ip"]
-		return len(ips) == 1 && !ips[0].Failed && ips[0].Role == "Started"
+		return len(ips) == 1 && !ips[0].Failed && ips[0].Role == "Started" && ips[0].Pending == ""
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,23 @@ func TestParseMon(t *testing.T) {
 	if got := len(s.Resources["fence-n1"]); got != 1 || s.Resources["fence-n1"][0].Node != "n2" {
 		t.Errorf("fence-n1 placements %+v", s.Resources["fence-n1"])
 	}
+	// The same with ip1's start still running (Pacemaker shows it Started
+	// with pending="Starting"): vm1 is not yet promoted with its address.
+	pending := strings.Replace(string(b), `<resource id="ip1" resource_agent="ocf:heartbeat:IPaddr2" role="Started"`,
+		`<resource id="ip1" resource_agent="ocf:heartbeat:IPaddr2" role="Started" pending="Starting"`, 1)
+	if pending == string(b) {
+		t.Fatal("the test data has no ip1 to mark pending")
+	}
+	ps, err := parseMon([]byte(pending))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := ps.Resources["ip1"]; len(ip) != 1 || ip[0].Pending != "Starting" {
+		t.Errorf("ip1 placements %+v, want one pending Starting", ip)
+	}
+	if got := c.PromotedOn(ps); got != "" {
+		t.Errorf("vm1 promoted on %q with its address still starting, want none", got)
+	}
 	if _, err := parseMon([]byte("<nope")); err == nil {
 		t.Error("garbage parsed")
 	}

@@ -386,6 +386,10 @@ type Status struct {
 type Placement struct {
 	Node, Role string
 	Failed     bool
+	// Pending is the operation in progress ("Starting", "Stopping", ...):
+	// a resource being started shows as Started with Pending "Starting"
+	// until its start returns.
+	Pending string
 }
 
 // maxMonOutput bounds crm_mon's XML read.
@@ -438,7 +442,7 @@ func parseMon(out []byte) (Status, error) {
 	add := func(rs []monResource) {
 		for _, x := range rs {
 			for _, n := range x.Nodes {
-				s.Resources[x.ID] = append(s.Resources[x.ID], Placement{Node: n.Name, Role: x.Role, Failed: x.Failed == "true"})
+				s.Resources[x.ID] = append(s.Resources[x.ID], Placement{Node: n.Name, Role: x.Role, Failed: x.Failed == "true", Pending: x.Pending})
 			}
 		}
 	}
@@ -453,9 +457,10 @@ func parseMon(out []byte) (Status, error) {
 }
 
 type monResource struct {
-	ID     string `xml:"id,attr"`
-	Role   string `xml:"role,attr"`
-	Failed string `xml:"failed,attr"`
+	ID      string `xml:"id,attr"`
+	Role    string `xml:"role,attr"`
+	Failed  string `xml:"failed,attr"`
+	Pending string `xml:"pending,attr"`
 	Nodes  []struct {
 		Name string `xml:"name,attr"`
 	} `xml:"node"`

@@ -106,7 +106,7 @@ const Properties = "property cib-bootstrap-options: stonith-enabled=true stonith
 	"rsc_defaults rsc-options: resource-stickiness=100\n"
 
 // PromotedOn returns the node where s has c promoted (and not failed)
-// with its address started there too, or "".
+// with its address started there too (its start done), or "".
 func (c VMCluster) PromotedOn(s Status) string {
 	node := ""
 	for _, pl := range s.Resources[c.Name()] {
@@ -115,7 +115,7 @@ func (c VMCluster) PromotedOn(s Status) string {
 		}
 	}
 	ips := s.Resources[c.IP()]
-	if node == "" || len(ips) != 1 || ips[0].Node != node || ips[0].Role != "Started" {
+	if node == "" || len(ips) != 1 || ips[0].Node != node || ips[0].Role != "Started" || ips[0].Pending != "" {
 		return ""
 	}
 	return node
