@@ -12,6 +12,10 @@ func FuzzKernelMappings(f *testing.F) {
 	seed := tables()
 	f.Add([]byte(seed[:0x7000]), uint64(pml4))
 	f.Add(make([]byte, 0x2000), uint64(0))
+	// A bound of 64 tables keeps each input cheap (MaxTables lets a
+	// hostile input cost 33M reads); the bound's handling is the same.
+	defer func(n int) { maxTables = n }(maxTables)
+	maxTables = 64
 	f.Fuzz(func(t *testing.T, b []byte, cr3 uint64) {
 		m := make(flatMem, 1<<16)
 		copy(m, b)

@@ -38,6 +38,10 @@ const MaxSegments = 60000
 // make a walk of 512^4 entries.
 const MaxTables = 1 << 16
 
+// maxTables is MaxTables, lowered by the fuzz test so that each input's
+// walk stays cheap.
+var maxTables = MaxTables
+
 // ErrTooManySegments: the guest's page tables map the kernel half in more
 // pieces than MaxSegments.
 var ErrTooManySegments = errors.New("elfcore: the kernel's mappings need too many segments")
@@ -105,7 +109,7 @@ func (w *walker) table(gpa, i uint64, level int, virt uint64) error {
 	if !w.mem.Contains(next, 4096) {
 		return nil
 	}
-	if w.tables++; w.tables > MaxTables {
+	if w.tables++; w.tables > maxTables {
 		return ErrTooManyTables
 	}
 	for j := uint64(0); j < 512; j++ {
