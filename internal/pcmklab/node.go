@@ -461,7 +461,7 @@ type monResource struct {
 	Role    string `xml:"role,attr"`
 	Failed  string `xml:"failed,attr"`
 	Pending string `xml:"pending,attr"`
-	Nodes  []struct {
+	Nodes   []struct {
 		Name string `xml:"name,attr"`
 	} `xml:"node"`
 }
