@@ -68,9 +68,17 @@ func TestPacemakerLab(t *testing.T) {
 	}
 	from := s.Resources["ip"][0].Node
 	to := lab.Peer(from)
-	out, err := lab.Node(from).Output(ctx, "ip", "-br", "addr", "show", "uplink")
-	if err != nil || !strings.Contains(string(out), "10.79.0.150/24") {
-		t.Fatalf("IPaddr2 put no address on %s's uplink: %s %v", from, out, err)
+	// crm_mon may list the address as started while IPaddr2's start still
+	// runs: its address comes within seconds.
+	var out []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err = lab.Node(from).Output(ctx, "ip", "-br", "addr", "show", "uplink")
+		if err == nil && strings.Contains(string(out), "10.79.0.150/24") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("IPaddr2 put no address on %s's uplink within 30 s: %s %v", from, out, err)
+		}
 	}
 	moved := time.Now()
 	if _, err := lab.Node(from).Output(ctx, "crm_resource", "--fail", "--resource", "d", "--node", from); err != nil {
