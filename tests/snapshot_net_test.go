@@ -3,13 +3,11 @@ package tests
 import (
 	"context"
 	"io"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tracevisor/tracevisor/api"
-	"github.com/tracevisor/tracevisor/internal/netns"
 	vm "github.com/tracevisor/tracevisor/vmm"
 )
 
@@ -32,16 +30,7 @@ func TestSnapshotKeepsTCP(t *testing.T) {
 	if err := ns.ConfigureTAP(orig.ctx, "tv0", hostIP+"/24"); err != nil {
 		orig.fatal(t, err)
 	}
-	var c *net.TCPConn
-	err := netns.Retry(orig.ctx, 5*time.Minute, 250*time.Millisecond, func() error {
-		return ns.Do(func() error {
-			conn, err := net.DialTimeout("tcp4", guestIP+":5000", 5*time.Second)
-			if err == nil {
-				c = conn.(*net.TCPConn)
-			}
-			return err
-		})
-	})
+	c, err := dialFrom(orig.ctx, ns, guestIP+":5000", 5*time.Minute)
 	if err != nil {
 		orig.fatal(t, err)
 	}

@@ -80,16 +80,7 @@ func TestTAPHostGuest(t *testing.T) {
 // listens there yet), sends data, half-closes and waits for the peer to
 // close: then the peer has read everything.
 func sendTo(ctx context.Context, ns netns.NS, addr string, data []byte) error {
-	var c *net.TCPConn
-	err := netns.Retry(ctx, 3*time.Minute, 250*time.Millisecond, func() error {
-		return ns.Do(func() error {
-			conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
-			if err == nil {
-				c = conn.(*net.TCPConn)
-			}
-			return err
-		})
-	})
+	c, err := dialFrom(ctx, ns, addr, 3*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -103,6 +94,22 @@ func sendTo(ctx context.Context, ns netns.NS, addr string, data []byte) error {
 	}
 	_, err = io.Copy(io.Discard, c)
 	return err
+}
+
+// dialFrom connects from namespace ns to addr, retrying while nothing
+// listens there yet, for up to limit.
+func dialFrom(ctx context.Context, ns netns.NS, addr string, limit time.Duration) (*net.TCPConn, error) {
+	var c *net.TCPConn
+	err := netns.Retry(ctx, limit, 250*time.Millisecond, func() error {
+		return ns.Do(func() error {
+			conn, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+			if err == nil {
+				c = conn.(*net.TCPConn)
+			}
+			return err
+		})
+	})
+	return c, err
 }
 
 // receiveOne accepts one connection on ln within limit (or a few seconds
