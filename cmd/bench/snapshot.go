@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,13 +12,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/internal/netns"
+	"github.com/tracevisor/tracevisor/internal/procmem"
 	"github.com/tracevisor/tracevisor/snapshot"
 	"github.com/vishvananda/netlink"
 )
@@ -171,7 +169,7 @@ type sizeResult struct {
 	mem                 string
 	cold                time.Duration   // cold boot → service answering
 	snap                time.Duration   // the snapshot request (guest paused throughout)
-	snapDisk, snapBytes int64           // the memory file: on disk, and its length
+	snapDisk, snapBytes uint64          // the memory file: on disk, and its length
 	restore, toGuest    []time.Duration // vmm start → restored, → first guest instruction
 	answer              []time.Duration // vmm start → service answering
 }
@@ -268,24 +266,24 @@ func benchSnapshot(n int, mems []string, dir string) (err error) {
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
 
 // fileSize returns a file's bytes on disk and its length.
-func fileSize(path string) (disk, length int64, err error) {
+func fileSize(path string) (disk, length uint64, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fi.Size(), fi.Size(), nil
+		return uint64(fi.Size()), uint64(fi.Size()), nil
 	}
-	return st.Blocks * 512, fi.Size(), nil
+	return uint64(st.Blocks) * 512, uint64(fi.Size()), nil
 }
 
 // cloneShare is how two clones of one snapshot hold its memory.
 type cloneShare struct {
 	mem        string
-	alone      mapUse // the first clone, by itself
-	a, b       mapUse // each, side by side
-	aRSS, bRSS int64  // each process's whole RSS (VmRSS), side by side
+	alone      procmem.Use // the first clone, by itself
+	a, b       procmem.Use // each, side by side
+	aRSS, bRSS uint64      // each process's whole RSS (VmRSS), side by side
 }
 
 // benchClones restores two clones of the snapshot in snapDir, one after the
@@ -300,7 +298,7 @@ func benchClones(ctx context.Context, dir, snapDir, mem string) (cloneShare, err
 		return s, err
 	}
 	defer a.close()
-	if s.alone, err = mappingUse(a.cmd.Process.Pid, memFile); err != nil {
+	if s.alone, err = procmem.FileMapping(a.cmd.Process.Pid, memFile); err != nil {
 		return s, err
 	}
 	b, err := startSnapRun(ctx, dir, "clone-b", mem, "--restore", snapDir)
@@ -314,86 +312,17 @@ func benchClones(ctx context.Context, dir, snapDir, mem string) (cloneShare, err
 			return s, fmt.Errorf("a clone beside the other: %w", err)
 		}
 	}
-	if s.a, err = mappingUse(a.cmd.Process.Pid, memFile); err != nil {
+	if s.a, err = procmem.FileMapping(a.cmd.Process.Pid, memFile); err != nil {
 		return s, err
 	}
-	if s.b, err = mappingUse(b.cmd.Process.Pid, memFile); err != nil {
+	if s.b, err = procmem.FileMapping(b.cmd.Process.Pid, memFile); err != nil {
 		return s, err
 	}
-	if s.aRSS, err = vmRSS(a.cmd.Process.Pid); err != nil {
+	if s.aRSS, err = procmem.RSS(a.cmd.Process.Pid); err != nil {
 		return s, err
 	}
-	if s.bRSS, err = vmRSS(b.cmd.Process.Pid); err != nil {
+	if s.bRSS, err = procmem.RSS(b.cmd.Process.Pid); err != nil {
 		return s, err
 	}
 	return s, nil
-}
-
-// mapUse sums /proc/PID/smaps over the mappings of one file, in bytes.
-type mapUse struct {
-	rss, pss, shared, private int64
-}
-
-// mappingUse reads how process pid maps file (every mapping of it).
-func mappingUse(pid int, file string) (mapUse, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		return mapUse{}, err
-	}
-	defer f.Close()
-	var u mapUse
-	found, in := false, false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		if !strings.HasSuffix(fields[0], ":") { // a mapping's header line
-			in = len(fields) >= 6 && fields[5] == file
-			found = found || in
-			continue
-		}
-		if !in || len(fields) < 2 {
-			continue
-		}
-		kb, err := strconv.ParseInt(fields[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch fields[0] {
-		case "Rss:":
-			u.rss += kb << 10
-		case "Pss:":
-			u.pss += kb << 10
-		case "Shared_Clean:", "Shared_Dirty:":
-			u.shared += kb << 10
-		case "Private_Clean:", "Private_Dirty:":
-			u.private += kb << 10
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return u, err
-	}
-	if !found {
-		return u, fmt.Errorf("process %d does not map %s", pid, file)
-	}
-	return u, nil
-}
-
-// vmRSS reads a process's whole resident set, in bytes.
-func vmRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tracevisor/tracevisor/internal/procmem"
 )
 
 // printSnapshot prints bench snapshot's tables, the targets beside the
@@ -28,17 +30,17 @@ func printSnapshot(profile string, results []sizeResult, s cloneShare) {
 			median(secs(hi.toGuest))/median(secs(lo.toGuest)))
 	}
 	fmt.Printf("\ntwo clones of the %s snapshot side by side (the snapshot's memory file as each maps it)\n", s.mem)
-	fmt.Printf("  one clone alone:  resident %.1f MiB\n", mib(s.alone.rss))
+	fmt.Printf("  one clone alone:  resident %.1f MiB\n", mib(s.alone.RSS))
 	for _, c := range []struct {
 		name string
-		u    mapUse
-		rss  int64
+		u    procmem.Use
+		rss  uint64
 	}{{"clone A", s.a, s.aRSS}, {"clone B", s.b, s.bRSS}} {
 		fmt.Printf("  %s:          resident %.1f MiB, shared %.1f MiB (%.1f %%), private %.1f MiB; the whole vmm %.1f MiB\n",
-			c.name, mib(c.u.rss), mib(c.u.shared), percentOf(c.u.shared, c.u.rss), mib(c.u.private), mib(c.rss))
+			c.name, mib(c.u.RSS), mib(c.u.Shared), percentOf(c.u.Shared, c.u.RSS), mib(c.u.Private), mib(c.rss))
 	}
 	fmt.Printf("  both clones' guest memory, proportional (PSS): %.1f MiB, %.2f× one clone alone's resident %.1f MiB\n",
-		mib(s.a.pss+s.b.pss), float64(s.a.pss+s.b.pss)/float64(max(s.alone.rss, 1)), mib(s.alone.rss))
+		mib(s.a.PSS+s.b.PSS), float64(s.a.PSS+s.b.PSS)/float64(max(s.alone.RSS, 1)), mib(s.alone.RSS))
 	fmt.Println("  target: two clones share ≥ 90 % of their resident guest pages")
 }
 
@@ -65,9 +67,9 @@ func round(d time.Duration) string {
 	return d.Round(time.Microsecond).String()
 }
 
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
-func percentOf(part, whole int64) float64 {
+func percentOf(part, whole uint64) float64 {
 	if whole == 0 {
 		return 0
 	}

@@ -1,4 +1,4 @@
-package main
+package procmem
 
 import (
 	"os"
@@ -7,17 +7,17 @@ import (
 	"testing"
 )
 
-// TestMappingUse maps a file twice in this process, private and shared,
-// touches some of its pages, and checks that mappingUse counts what is
-// resident in those mappings only.
-func TestMappingUse(t *testing.T) {
+// TestFileMapping maps a file twice in this process, touches some of its
+// pages, and checks that FileMapping counts what is resident in those
+// mappings only, and that RSS holds at least that.
+func TestFileMapping(t *testing.T) {
 	const page, pages = 4096, 64
 	path := filepath.Join(t.TempDir(), "memory")
 	if err := os.WriteFile(path, make([]byte, page*pages), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mappingUse(os.Getpid(), path); err == nil {
-		t.Fatal("mappingUse found a mapping of a file not mapped")
+	if _, err := FileMapping(os.Getpid(), path); err == nil {
+		t.Fatal("FileMapping found a mapping of a file not mapped")
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -46,21 +46,21 @@ func TestMappingUse(t *testing.T) {
 	for i := range 4 {
 		sum += int(maps[1][i*page])
 	}
-	u, err := mappingUse(os.Getpid(), path)
+	u, err := FileMapping(os.Getpid(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Both mappings, and only them: the kernel may fault around a touched
 	// page (up to 16), so resident is at least the 12 pages touched and
 	// at most both mappings whole.
-	if u.rss < 12*page || u.rss > 2*pages*page {
-		t.Errorf("resident %d bytes; want 12 to %d pages of %d", u.rss, 2*pages, page)
+	if u.RSS < 12*page || u.RSS > 2*pages*page {
+		t.Errorf("resident %d bytes; want 12 to %d pages of %d", u.RSS, 2*pages, page)
 	}
-	if u.shared+u.private != u.rss {
-		t.Errorf("shared %d + private %d != resident %d", u.shared, u.private, u.rss)
+	if u.Shared+u.Private != u.RSS {
+		t.Errorf("shared %d + private %d != resident %d", u.Shared, u.Private, u.RSS)
 	}
-	if rss, err := vmRSS(os.Getpid()); err != nil || rss < u.rss {
-		t.Errorf("VmRSS %d, %v; want at least the mappings' %d", rss, err, u.rss)
+	if rss, err := RSS(0); err != nil || rss < u.RSS {
+		t.Errorf("VmRSS %d, %v; want at least the mappings' %d", rss, err, u.RSS)
 	}
 	if sum != 0 {
 		t.Fatalf("the file reads %d, want zeros", sum)
