@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -10,6 +9,7 @@ import (
 	"os"
 
 	"github.com/tracevisor/tracevisor/internal/atomicfile"
+	"github.com/tracevisor/tracevisor/internal/sparsefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,7 +48,7 @@ func WriteMemory(path string, ram []RAM) (layout []Region, err error) {
 			return err
 		}
 		for i, r := range ram {
-			if err := writeSparse(f, r.Data, int64(layout[i].Offset)); err != nil {
+			if err := sparsefile.WriteAt(f, r.Data, int64(layout[i].Offset)); err != nil {
 				return fmt.Errorf("region %d: %w", i, err)
 			}
 		}
@@ -58,27 +58,6 @@ func WriteMemory(path string, ram []RAM) (layout []Region, err error) {
 		return nil, fmt.Errorf("snapshot: memory file: %w", err)
 	}
 	return layout, nil
-}
-
-var zeroPage = make([]byte, PageSize)
-
-// writeSparse writes data at off in f, one write per run of pages that are
-// not all zero.
-func writeSparse(f *os.File, data []byte, off int64) error {
-	start := -1 // first page of the current non-zero run
-	for p := 0; p <= len(data); p += PageSize {
-		zero := p == len(data) || bytes.Equal(data[p:p+PageSize], zeroPage)
-		switch {
-		case !zero && start < 0:
-			start = p
-		case zero && start >= 0:
-			if _, err := f.WriteAt(data[start:p], off+int64(start)); err != nil {
-				return err
-			}
-			start = -1
-		}
-	}
-	return nil
 }
 
 // Mapping is a memory file mapped privately: each region's Host is

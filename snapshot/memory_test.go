@@ -53,7 +53,7 @@ func TestMemoryRoundTrip(t *testing.T) {
 		if r.GPA != ram[i].GPA || !bytes.Equal(r.Host, ram[i].Data) {
 			t.Errorf("region %d at gpa %#x: read back differs", i, r.GPA)
 		}
-		if !bytes.Equal(r.Host[PageSize:2*PageSize], zeroPage) {
+		if !bytes.Equal(r.Host[PageSize:2*PageSize], make([]byte, PageSize)) {
 			t.Errorf("region %d: a zero page reads non-zero", i)
 		}
 	}

@@ -2,12 +2,13 @@ package elfcore
 
 import (
 	"bufio"
-	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tracevisor/tracevisor/internal/sparsefile"
 )
 
 // CPU is one vCPU's registers as the core's NT_PRSTATUS note gives them
@@ -67,7 +68,7 @@ func WriteFile(f *os.File, cpus []CPU, ram []RAM, maps []Mapping) error {
 		return err
 	}
 	for i, r := range ram {
-		if err := writeNonZero(f, r.Data, l.offs[i]); err != nil {
+		if err := sparsefile.WriteAt(f, r.Data, int64(l.offs[i])); err != nil {
 			return err
 		}
 	}
@@ -158,35 +159,6 @@ func layOut(cpus []CPU, ram []RAM, maps []Mapping) (layout, error) {
 	copy(head[noteOff:], notes)
 	l.head = head
 	return l, nil
-}
-
-var zeroPage = make([]byte, pageSize)
-
-// writeNonZero writes data at off in f, one write per run of pages that
-// are not all zero.
-func writeNonZero(f *os.File, data []byte, off uint64) error {
-	start := -1
-	flush := func(end int) error {
-		if start < 0 {
-			return nil
-		}
-		_, err := f.WriteAt(data[start:end], int64(off)+int64(start))
-		start = -1
-		return err
-	}
-	for p := 0; p < len(data); p += pageSize {
-		page := data[p:min(p+pageSize, len(data))]
-		if !bytes.Equal(page, zeroPage[:len(page)]) {
-			if start < 0 {
-				start = p
-			}
-			continue
-		}
-		if err := flush(p); err != nil {
-			return err
-		}
-	}
-	return flush(len(data))
 }
 
 // prstatusNotes is one NT_PRSTATUS note per CPU, pr_pid its number from 1.
