@@ -8,6 +8,7 @@ import (
 
 	gokvm "github.com/bobuhiro11/gokvm/kvm"
 
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/internal/atomicfile"
 	"github.com/tracevisor/tracevisor/vmm/elfcore"
 )
@@ -16,6 +17,20 @@ import (
 type parkedRegs struct {
 	r gokvm.Regs
 	s gokvm.Sregs
+}
+
+// readRegs reads the vCPU's registers; call it on the vCPU's thread, out
+// of KVM_RUN.
+func (v *vcpu) readRegs() (*parkedRegs, error) {
+	r, err := v.kvm.Regs()
+	if err != nil {
+		return nil, fmt.Errorf("KVM_GET_REGS: %w", err)
+	}
+	s, err := v.kvm.Sregs()
+	if err != nil {
+		return nil, fmt.Errorf("KVM_GET_SREGS: %w", err)
+	}
+	return &parkedRegs{r: *r, s: *s}, nil
 }
 
 // Dump writes the guest as an ELF core file at path (package elfcore): its
@@ -52,10 +67,7 @@ func (m *Machine) Dump(path string) error {
 	for i, p := range regs {
 		cpus[i] = coreCPU(p)
 	}
-	var ram []elfcore.RAM
-	for _, r := range m.mem.Regions() {
-		ram = append(ram, elfcore.RAM{GPA: r.GPA, Data: r.Host})
-	}
+	ram := m.mem.Regions()
 	maps, how := m.coreMappings(regs, ram)
 	err = atomicfile.Replace(path, 0o600, func(f *os.File) error { return elfcore.WriteFile(f, cpus, ram, maps) })
 	if err != nil {
@@ -71,7 +83,7 @@ func (m *Machine) Dump(path string) error {
 // isolation), as far as the walk's bounds let it go; or, where no vCPU
 // pages (it never ran, or stopped in its boot) or the walk fails, guest RAM
 // at virtual = physical. how says which, for the log.
-func (m *Machine) coreMappings(regs []*parkedRegs, ram []elfcore.RAM) ([]elfcore.Mapping, string) {
+func (m *Machine) coreMappings(regs []*parkedRegs, ram []guestmem.Region) ([]elfcore.Mapping, string) {
 	var pick *parkedRegs
 	for _, p := range regs {
 		if !longMode(p) {
@@ -84,7 +96,7 @@ func (m *Machine) coreMappings(regs []*parkedRegs, ram []elfcore.RAM) ([]elfcore
 	identity := func() []elfcore.Mapping {
 		var maps []elfcore.Mapping
 		for _, r := range ram {
-			maps = append(maps, elfcore.Mapping{Virt: r.GPA, Phys: r.GPA, Size: uint64(len(r.Data))})
+			maps = append(maps, elfcore.Mapping{Virt: r.GPA, Phys: r.GPA, Size: r.Size()})
 		}
 		return maps
 	}
@@ -151,17 +163,9 @@ func (m *Machine) fencedRegs() ([]*parkedRegs, error) {
 func (m *Machine) pausedRegs() ([]*parkedRegs, error) {
 	regs := make([]*parkedRegs, len(m.vcpus))
 	for i, v := range m.vcpus {
-		err := m.onVCPU(v, func() error {
-			r, err := v.kvm.Regs()
-			if err != nil {
-				return fmt.Errorf("KVM_GET_REGS: %w", err)
-			}
-			s, err := v.kvm.Sregs()
-			if err != nil {
-				return fmt.Errorf("KVM_GET_SREGS: %w", err)
-			}
-			regs[i] = &parkedRegs{r: *r, s: *s}
-			return nil
+		err := m.onVCPU(v, func() (err error) {
+			regs[i], err = v.readRegs()
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("vCPU %d: %w", v.kvm.ID, err)

@@ -202,13 +202,11 @@ func (m *Machine) runStarted() {
 // guest for a fence.
 func (v *vcpu) park() {
 	c := VCPUStatus{ID: v.kvm.ID, Fenced: true}
-	var parked *parkedRegs
-	if r, err := v.kvm.Regs(); err != nil {
-		c.Error = "KVM_GET_REGS: " + err.Error()
-	} else if s, err := v.kvm.Sregs(); err != nil {
-		c.Error = "KVM_GET_SREGS: " + err.Error()
+	parked, err := v.readRegs()
+	if err != nil {
+		c.Error = err.Error()
 	} else {
-		parked = &parkedRegs{r: *r, s: *s}
+		r, s := &parked.r, &parked.s
 		c.Regs = true
 		c.RIP, c.RSP, c.RFLAGS, c.RAX = r.RIP, r.RSP, r.RFLAGS, r.RAX
 		c.CR0, c.CR2, c.CR3, c.CR4, c.EFER = s.CR0, s.CR2, s.CR3, s.CR4, s.EFER

@@ -400,16 +400,10 @@ func (n *Node) keepCore(ctx context.Context) {
 	if p == nil || p.exited() {
 		return
 	}
-	path, err := filepath.Abs(filepath.Join(n.c.cfg.Dir, fmt.Sprintf("%s.%d.core", n.Name, gen)))
-	if err != nil {
-		n.mu.Lock()
-		n.coreErr = err
-		n.mu.Unlock()
-		return
-	}
+	path := filepath.Join(n.c.cfg.Dir, fmt.Sprintf("%s.%d.core", n.Name, gen)) // Dir is absolute (New)
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	_, err = call(dctx, n.Sock, api.Request{Op: api.OpDump, Path: path})
+	_, err := call(dctx, n.Sock, api.Request{Op: api.OpDump, Path: path})
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // flatMem is guest RAM from GPA 0 for the tests.
@@ -103,7 +105,7 @@ func TestWrite(t *testing.T) {
 	}
 	cpus := []CPU{{RIP: kernelText + 0x1234, RSP: directMap + 0x8000, RBP: 0x55}, {RIP: kernelText + 0x99}}
 	var buf bytes.Buffer
-	if err := Write(&buf, cpus, []RAM{{GPA: 0, Data: m}}, maps); err != nil {
+	if err := Write(&buf, cpus, []guestmem.Region{{GPA: 0, Host: m}}, maps); err != nil {
 		t.Fatal(err)
 	}
 	f, err := elf.NewFile(bytes.NewReader(buf.Bytes()))
@@ -169,7 +171,7 @@ func TestWrite(t *testing.T) {
 
 // A mapping past RAM's end is cut to RAM; one wholly outside is refused.
 func TestWriteCutsMappingsToRAM(t *testing.T) {
-	ram := []RAM{{GPA: 0, Data: make([]byte, 8192)}}
+	ram := []guestmem.Region{{GPA: 0, Host: make([]byte, 8192)}}
 	if err := Write(io.Discard, nil, ram, []Mapping{{Virt: directMap, Phys: 1 << 20, Size: 4096}}); err == nil {
 		t.Error("a mapping wholly outside RAM was written")
 	}
@@ -196,7 +198,7 @@ func TestWriteFileIsWriteSparse(t *testing.T) {
 		t.Fatal(err)
 	}
 	cpus := []CPU{{RIP: kernelText + 7}}
-	ram := []RAM{{GPA: 0, Data: m[:2<<20]}, {GPA: 2 << 20, Data: m[2<<20:]}}
+	ram := []guestmem.Region{{GPA: 0, Host: m[:2<<20]}, {GPA: 2 << 20, Host: m[2<<20:]}}
 	var want bytes.Buffer
 	if err := Write(&want, cpus, ram, maps); err != nil {
 		t.Fatal(err)
@@ -245,7 +247,7 @@ func TestKernelMappingsBounded(t *testing.T) {
 	if !errors.Is(err, ErrTooManySegments) || len(maps) != MaxSegments-1 {
 		t.Fatalf("%d mappings, %v; want %d and ErrTooManySegments", len(maps), err, MaxSegments-1)
 	}
-	if err := Write(io.Discard, nil, []RAM{{GPA: 0, Data: m}}, maps); err != nil {
+	if err := Write(io.Discard, nil, []guestmem.Region{{GPA: 0, Host: m}}, maps); err != nil {
 		t.Errorf("Write refused the walk's mappings: %v", err)
 	}
 }

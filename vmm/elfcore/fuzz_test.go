@@ -3,6 +3,8 @@ package elfcore
 import (
 	"io"
 	"testing"
+
+	"github.com/tracevisor/tracevisor/guestmem"
 )
 
 // FuzzKernelMappings walks page tables the fuzzer writes (the guest's are
@@ -29,7 +31,7 @@ func FuzzKernelMappings(f *testing.F) {
 			}
 		}
 		if err == nil || len(maps) > 0 {
-			if werr := Write(io.Discard, []CPU{{}}, []RAM{{GPA: 0, Data: m}}, maps); werr != nil {
+			if werr := Write(io.Discard, []CPU{{}}, []guestmem.Region{{GPA: 0, Host: m}}, maps); werr != nil {
 				t.Fatalf("Write refused the walk's %d mappings: %v", len(maps), werr)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tracevisor/tracevisor/guestmem"
 	"github.com/tracevisor/tracevisor/internal/sparsefile"
 )
 
@@ -19,12 +20,6 @@ type CPU struct {
 	RIP, RFLAGS                            uint64
 	CS, SS, DS, ES, FS, GS                 uint64 // selectors
 	FSBase, GSBase                         uint64
-}
-
-// RAM is one region of guest-physical memory.
-type RAM struct {
-	GPA  uint64
-	Data []byte
 }
 
 const (
@@ -40,7 +35,7 @@ const (
 // it), then ram. A mapping that spans regions becomes one segment per
 // region; the parts of it in no region are left out, and a mapping wholly
 // outside RAM is refused.
-func Write(w io.Writer, cpus []CPU, ram []RAM, maps []Mapping) error {
+func Write(w io.Writer, cpus []CPU, ram []guestmem.Region, maps []Mapping) error {
 	l, err := layOut(cpus, ram, maps)
 	if err != nil {
 		return err
@@ -48,15 +43,15 @@ func Write(w io.Writer, cpus []CPU, ram []RAM, maps []Mapping) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	bw.Write(l.head)
 	for _, r := range ram {
-		bw.Write(r.Data)
-		bw.Write(make([]byte, alignUp(uint64(len(r.Data)), pageSize)-uint64(len(r.Data))))
+		bw.Write(r.Host)
+		bw.Write(make([]byte, alignUp(uint64(len(r.Host)), pageSize)-uint64(len(r.Host))))
 	}
 	return bw.Flush()
 }
 
 // WriteFile is Write into a new, empty file, sparse: pages of ram that are
 // all zero are left as holes.
-func WriteFile(f *os.File, cpus []CPU, ram []RAM, maps []Mapping) error {
+func WriteFile(f *os.File, cpus []CPU, ram []guestmem.Region, maps []Mapping) error {
 	l, err := layOut(cpus, ram, maps)
 	if err != nil {
 		return err
@@ -68,7 +63,7 @@ func WriteFile(f *os.File, cpus []CPU, ram []RAM, maps []Mapping) error {
 		return err
 	}
 	for i, r := range ram {
-		if err := sparsefile.WriteAt(f, r.Data, int64(l.offs[i])); err != nil {
+		if err := sparsefile.WriteAt(f, r.Host, int64(l.offs[i])); err != nil {
 			return err
 		}
 	}
@@ -83,7 +78,7 @@ type layout struct {
 	size uint64
 }
 
-func layOut(cpus []CPU, ram []RAM, maps []Mapping) (layout, error) {
+func layOut(cpus []CPU, ram []guestmem.Region, maps []Mapping) (layout, error) {
 	type load struct{ off, virt, phys, size uint64 }
 	l := layout{offs: make([]uint64, len(ram))}
 	// Where each region goes: after the headers, whose size depends on
@@ -91,7 +86,7 @@ func layOut(cpus []CPU, ram []RAM, maps []Mapping) (layout, error) {
 	var rel uint64
 	for i, r := range ram {
 		l.offs[i] = rel
-		rel += alignUp(uint64(len(r.Data)), pageSize)
+		rel += alignUp(uint64(len(r.Host)), pageSize)
 	}
 	// Each mapping, cut at the regions' bounds; a part in no region is
 	// not RAM and is left out.
@@ -99,7 +94,7 @@ func layOut(cpus []CPU, ram []RAM, maps []Mapping) (layout, error) {
 	for _, m := range maps {
 		kept := uint64(0)
 		for i, r := range ram {
-			lo, hi := max(m.Phys, r.GPA), min(m.Phys+m.Size, r.GPA+uint64(len(r.Data)))
+			lo, hi := max(m.Phys, r.GPA), min(m.Phys+m.Size, r.GPA+uint64(len(r.Host)))
 			if lo >= hi {
 				continue
 			}
