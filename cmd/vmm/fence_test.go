@@ -55,13 +55,21 @@ func (m *fakeMachine) Fence(reason string) (vmm.Status, error) {
 func (m *fakeMachine) Status() vmm.Status { m.mu.Lock(); defer m.mu.Unlock(); return m.st }
 func (m *fakeMachine) Stop(string)        {}
 
-func TestFenceCommand(t *testing.T) {
+// serveFake serves the control API on m at a new socket until the test
+// ends, and returns the socket's path.
+func serveFake(t *testing.T, m api.Machine) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "vm.sock")
-	s, err := api.Listen(sock, probetest.New(t).Host, api.NewControl(&fakeMachine{st: vmm.Status{State: vmm.StateRunning}}), nil)
+	s, err := api.Listen(sock, probetest.New(t).Host, api.NewControl(m), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close)
+	return sock
+}
+
+func TestFenceCommand(t *testing.T) {
+	sock := serveFake(t, &fakeMachine{st: vmm.Status{State: vmm.StateRunning}})
 	var out bytes.Buffer
 	if err := fence(&out, sock, "httpd died", false); err != nil {
 		t.Fatal(err)

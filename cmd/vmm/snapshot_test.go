@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tracevisor/tracevisor/api"
-	"github.com/tracevisor/tracevisor/probe/probetest"
 	"github.com/tracevisor/tracevisor/snapshot"
 	"github.com/tracevisor/tracevisor/virtio/mmio"
 	vnet "github.com/tracevisor/tracevisor/virtio/net"
@@ -146,12 +144,7 @@ func (m *snapMachine) Resume() error {
 // where the snapshot went and how the guest is; its usage errors exit 2.
 func TestSnapshotCommand(t *testing.T) {
 	m := &snapMachine{fakeMachine: fakeMachine{st: vmm.Status{State: vmm.StateRunning}}}
-	sock := filepath.Join(t.TempDir(), "vm.sock")
-	s, err := api.Listen(sock, probetest.New(t).Host, api.NewControl(m), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	sock := serveFake(t, m)
 	t.Chdir(t.TempDir())
 	var out bytes.Buffer
 	if err := takeSnapshot(&out, sock, "snap", true); err != nil {
@@ -195,12 +188,7 @@ func (m *snapMachine) Dump(path string) error {
 // errors exit 2, a vmm that is not there 1.
 func TestDumpCommand(t *testing.T) {
 	m := &snapMachine{fakeMachine: fakeMachine{st: vmm.Status{State: vmm.StateFenced}}}
-	sock := filepath.Join(t.TempDir(), "vm.sock")
-	s, err := api.Listen(sock, probetest.New(t).Host, api.NewControl(m), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	sock := serveFake(t, m)
 	t.Chdir(t.TempDir())
 	var out bytes.Buffer
 	if err := dumpCore(&out, sock, "vm.core"); err != nil {
