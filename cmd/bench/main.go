@@ -109,13 +109,25 @@ func main() {
 	}
 }
 
-// report is the subset of `vmm run --report` this benchmark reads.
+// report is the subset of `vmm run --report` the benchmarks read.
 type report struct {
 	BootToInitMS   float64 `json:"boot_to_init_ms"`
 	ExitCode       int     `json:"exit_code"`
 	Ending         string  `json:"ending"`
 	VMMOverheadKiB uint64  `json:"vmm_rss_beyond_guest_ram_kib"`
 	Profile        string  `json:"host_profile"`
+	RestoreMS      float64 `json:"restore_ms"`
+	StartToGuestMS float64 `json:"start_to_guest_ms"`
+}
+
+// readReport reads the --report a vmm wrote at path.
+func readReport(path string) (report, error) {
+	var r report
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal(b, &r)
 }
 
 func vmmBinary() string {
@@ -143,12 +155,8 @@ func benchBoot(n, cpus int, mem string) error {
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("boot %d: %v", i+1, err)
 		}
-		var r report
-		b, err := os.ReadFile(rp)
+		r, err := readReport(rp)
 		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(b, &r); err != nil {
 			return err
 		}
 		if r.BootToInitMS == 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,9 +47,7 @@ type snapRun struct {
 	sock   string
 	report string
 	out    bytes.Buffer
-	ctx    context.Context // ends when the vmm exits
 	exited chan struct{}
-	werr   error
 	// answered: from the vmm's start to the service's first answer.
 	answered time.Duration
 }
@@ -68,8 +65,7 @@ func startSnapRun(ctx context.Context, dir, name, mem string, args ...string) (*
 	full := append([]string{"run", "--api", r.sock, "--report", r.report, "--mem", mem, "--net", "tap:" + snapTap}, args...)
 	r.cmd = ns.Command(ctx, vmmBinary(), full...)
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
-	vctx, exited := context.WithCancelCause(ctx)
-	r.ctx = vctx
+	vctx, exited := context.WithCancelCause(ctx) // ends when the vmm exits
 	start := time.Now()
 	if err := r.cmd.Start(); err != nil {
 		exited(err)
@@ -77,8 +73,7 @@ func startSnapRun(ctx context.Context, dir, name, mem string, args ...string) (*
 		return nil, err
 	}
 	go func() {
-		r.werr = r.cmd.Wait()
-		exited(errors.New("vmm exited"))
+		exited(fmt.Errorf("vmm exited: %v", r.cmd.Wait()))
 		close(r.exited)
 	}()
 	if err := awaitLink(vctx, ns, snapTap); err != nil {
@@ -129,22 +124,17 @@ func httpAnswer(ns netns.NS, addr string) error {
 }
 
 // stop ends the vmm through its API and reads its --report.
-func (r *snapRun) stop() (runReportSnap, error) {
+func (r *snapRun) stop() (report, error) {
 	defer r.close()
 	if _, err := api.Stop(r.sock, "bench over"); err != nil {
-		return runReportSnap{}, err
+		return report{}, err
 	}
 	select {
 	case <-r.exited:
 	case <-time.After(time.Minute):
-		return runReportSnap{}, errors.New("the vmm did not exit within a minute of the API's stop")
+		return report{}, errors.New("the vmm did not exit within a minute of the API's stop")
 	}
-	var rep runReportSnap
-	b, err := os.ReadFile(r.report)
-	if err != nil {
-		return rep, err
-	}
-	return rep, json.Unmarshal(b, &rep)
+	return readReport(r.report)
 }
 
 // close kills the vmm if it still runs and deletes its namespace.
@@ -154,14 +144,6 @@ func (r *snapRun) close() {
 	if err := r.ns.Delete(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench snapshot:", err)
 	}
-}
-
-// runReportSnap is the subset of `vmm run --report` this benchmark reads.
-type runReportSnap struct {
-	RestoreMS      float64 `json:"restore_ms"`
-	StartToGuestMS float64 `json:"start_to_guest_ms"`
-	Ending         string  `json:"ending"`
-	Profile        string  `json:"host_profile"`
 }
 
 // sizeResult is one guest RAM size's numbers.
