@@ -25,6 +25,19 @@ func newSnapEnv(t *testing.T, mem *guestmem.Memory, rx, tx *ring) *snapEnv {
 	return &snapEnv{env: &env{t: t, d: d, be: be, rx: rx, tx: tx}, tr: tr}
 }
 
+// activeSnapEnv is a snapEnv on fresh guest memory, its device activated
+// with both rings, and the memory and the rings' buffer allocator.
+func activeSnapEnv(t *testing.T) (*snapEnv, *guestmem.Memory, *uint64) {
+	mem := guestmem.FromRegions(guestmem.Region{GPA: 0, Host: make([]byte, memSize)})
+	alloc := new(uint64)
+	*alloc = bufBase
+	a := newSnapEnv(t, mem,
+		&ring{t: t, mem: mem, desc: 0x1000, avail: 0x2000, used: 0x3000, alloc: alloc},
+		&ring{t: t, mem: mem, desc: 0x4000, avail: 0x5000, used: 0x6000, alloc: alloc})
+	virtiotest.Activate(t, a.tr, allFeatures, a.rx.vring(), a.tx.vring())
+	return a, mem, alloc
+}
+
 func (e *snapEnv) sent() [][]byte {
 	e.be.mu.Lock()
 	defer e.be.mu.Unlock()
@@ -53,13 +66,7 @@ func (r *ring) vring() *virtiotest.Ring {
 // out once, the held frame is dropped and counted, the link stays down,
 // and the next frame fills the buffer posted before the snapshot.
 func TestSnapshotRestoreContinues(t *testing.T) {
-	buf := make([]byte, memSize)
-	mem := guestmem.FromRegions(guestmem.Region{GPA: 0, Host: buf})
-	alloc := uint64(bufBase)
-	a := newSnapEnv(t, mem,
-		&ring{t: t, mem: mem, desc: 0x1000, avail: 0x2000, used: 0x3000, alloc: &alloc},
-		&ring{t: t, mem: mem, desc: 0x4000, avail: 0x5000, used: 0x6000, alloc: &alloc})
-	virtiotest.Activate(t, a.tr, allFeatures, a.rx.vring(), a.tx.vring())
+	a, mem, alloc := activeSnapEnv(t)
 	for i := 0; i < 2; i++ {
 		a.rx.post(seg{wlen: 2048})
 		a.be.push(frame(testMAC, macA, "before"))
@@ -82,7 +89,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 	s := virtiotest.SaveState(t, a.tr)
 
 	mem2 := virtiotest.CloneMemory(mem)
-	alloc2 := alloc
+	alloc2 := *alloc
 	b := newSnapEnv(t, mem2, a.rx.onMemory(mem2, &alloc2), a.tx.onMemory(mem2, &alloc2))
 	if err := b.tr.Restore(s); err != nil {
 		t.Fatalf("Restore: %v", err)
@@ -118,13 +125,7 @@ func TestSnapshotRestoreContinues(t *testing.T) {
 // A device configured with another MAC is not restored into: the guest
 // would go on with the one it read.
 func TestRestoreRefusesOtherMAC(t *testing.T) {
-	buf := make([]byte, memSize)
-	mem := guestmem.FromRegions(guestmem.Region{GPA: 0, Host: buf})
-	alloc := uint64(bufBase)
-	a := newSnapEnv(t, mem,
-		&ring{t: t, mem: mem, desc: 0x1000, avail: 0x2000, used: 0x3000, alloc: &alloc},
-		&ring{t: t, mem: mem, desc: 0x4000, avail: 0x5000, used: 0x6000, alloc: &alloc})
-	virtiotest.Activate(t, a.tr, allFeatures, a.rx.vring(), a.tx.vring())
+	a, mem, _ := activeSnapEnv(t)
 	s := virtiotest.SaveState(t, a.tr)
 
 	d := New(macB, newFakeBackend())
@@ -150,19 +151,13 @@ func TestRestoreRefusesOtherMAC(t *testing.T) {
 // the buffer the guest had posted; a device paused and never activated
 // drops what it held on Resume, counted.
 func TestPausedBeforeRestoreHoldsFrames(t *testing.T) {
-	buf := make([]byte, memSize)
-	mem := guestmem.FromRegions(guestmem.Region{GPA: 0, Host: buf})
-	alloc := uint64(bufBase)
-	a := newSnapEnv(t, mem,
-		&ring{t: t, mem: mem, desc: 0x1000, avail: 0x2000, used: 0x3000, alloc: &alloc},
-		&ring{t: t, mem: mem, desc: 0x4000, avail: 0x5000, used: 0x6000, alloc: &alloc})
-	virtiotest.Activate(t, a.tr, allFeatures, a.rx.vring(), a.tx.vring())
+	a, mem, alloc := activeSnapEnv(t)
 	spare := a.rx.post(seg{wlen: 2048})[0]
 	a.tr.Pause()
 	s := virtiotest.SaveState(t, a.tr)
 
 	mem2 := virtiotest.CloneMemory(mem)
-	alloc2 := alloc
+	alloc2 := *alloc
 	b := newSnapEnv(t, mem2, a.rx.onMemory(mem2, &alloc2), a.tx.onMemory(mem2, &alloc2))
 	b.d.Pause()
 	early := frame(testMAC, macA, "before the restore")
