@@ -221,7 +221,7 @@ func TestFailoverRecovers(t *testing.T) {
 	rules := failover.DefaultRules("httpd")
 	dir := t.TempDir()
 	cl, err := vmmnode.New(vmmnode.Config{VMM: bin, Env: []string{"TRACEVISOR_BUILD=" + buildDir},
-		Dir: dir, Nodes: []string{"vm1", "vm2"}, FenceRules: rules.FenceRules(), Mem: vmmnode.HogMem, Golden: true, KeepCores: true})
+		Dir: dir, Nodes: []string{"vm1", "vm2"}, FenceRules: rules.FenceRules(), Mem: vmmnode.HogMem, GoldenDir: goldenDir, KeepCores: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,8 +112,10 @@ func TestFailover(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		testenv.Missing(t, testenv.Netns, "the ip command is absent")
 	}
+	// The nodes boot as TestFailoverRecovers's do: whichever test comes
+	// second starts from the other's golden snapshots.
 	cl, err := vmmnode.New(vmmnode.Config{VMM: bin, Env: []string{"TRACEVISOR_BUILD=" + buildDir},
-		Dir: t.TempDir(), Nodes: []string{"vm1", "vm2"}})
+		Dir: t.TempDir(), Nodes: []string{"vm1", "vm2"}, Mem: vmmnode.HogMem, GoldenDir: goldenDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,11 @@ import (
 // tickLoop prints a tick a second, for as long as the guest runs.
 const tickLoop = "while :; do echo tick; sleep 1; done"
 
-// ticks counts the guest's ticks on its console so far.
-func (g *liveGuest) ticks() int { return strings.Count(g.out.String(), "tick\n") }
+// ticks counts the guest's ticks on its console so far (a console that
+// takes input ends its lines in \r\n; the typed loop's echo is no tick).
+func (g *liveGuest) ticks() int { return len(tickLine.FindAllStringIndex(g.out.String(), -1)) }
+
+var tickLine = regexp.MustCompile(`(?m)^tick\r?$`)
 
 // waitTicks waits until the console shows at least n ticks.
 func (g *liveGuest) waitTicks(t *testing.T, n int) {
@@ -119,8 +123,9 @@ func checkCore(t *testing.T, g *liveGuest, st *vm.Status) {
 func TestFence(t *testing.T) {
 	need(t)
 	t.Run("through the API", func(t *testing.T) {
-		g := startLiveGuest(t, "--", "sh", "-c", tickLoop)
+		g := restoreShell(t)
 		defer g.as(t)()
+		g.typeIn(tickLoop)
 		g.waitTicks(t, 2)
 		st := g.call(api.Request{Op: api.OpStatus}).Machine
 		if st == nil || st.State != vm.StateRunning {
@@ -143,12 +148,15 @@ func TestFence(t *testing.T) {
 		g.stopFenced(t)
 	})
 	t.Run("by a fence rule in the VMM", func(t *testing.T) {
-		// The guest kills its own sleep 600 after 8 s (time for
-		// startLiveGuest to see the probe driver first); the VMM fences
-		// itself on the kprobe's event, with no request from outside.
-		g := startLiveGuest(t, "--probe", "catalogue:signal", "--fence-on", "class=signal,comm=sleep,sig=TERM", "--",
-			"sh", "-c", tickLoop+" & sleep 600 & S=$!; sleep 8; echo killing; kill -TERM $S; wait")
+		// The restored guest's shell kills its own sleep 600 after 3 s,
+		// the signal probe attached before; the VMM fences itself on
+		// the kprobe's event (--fence-on), with no request from outside.
+		g := restoreShell(t, "--fence-on", "class=signal,comm=sleep,sig=TERM")
 		defer g.as(t)()
+		if ids := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:signal"}).IDs; len(ids) == 0 {
+			t.Fatal("attach catalogue:signal: no probe ids")
+		}
+		g.typeIn(tickLoop + " & sleep 600 & S=$!; sleep 3; echo killing; kill -TERM $S; wait")
 		var r api.Response
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
@@ -171,7 +179,7 @@ func TestFence(t *testing.T) {
 		if e == nil || e.Class != "signal" || e.Comm != "sleep" || !strings.Contains(r.Machine.FenceReason, "class=signal,comm=sleep,sig=TERM") {
 			t.Fatalf("fenced by %+v: %q", e, r.Machine.FenceReason)
 		}
-		if !strings.Contains(g.out.String(), "killing") {
+		if !regexp.MustCompile(`(?m)^killing\r?$`).MatchString(g.out.String()) { // the line, not its typed echo
 			t.Errorf("fenced before the guest's kill")
 		}
 		if e.HostNS > 0 {

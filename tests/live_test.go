@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -16,11 +17,12 @@ import (
 // liveGuest is a guest that keeps running while a test drives it through
 // vmm's API socket and watches its probe events.
 type liveGuest struct {
-	t    *testing.T
-	sock string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
+	t     *testing.T
+	sock  string
+	cmd   *exec.Cmd
+	out   *syncBuffer
+	done  chan error
+	stdin io.WriteCloser // the console's input (restoreShell), or nil
 
 	mu     sync.Mutex
 	events []probe.Event
@@ -43,10 +45,23 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // the guest's probe driver answers; cleanup kills what is left of it.
 func startLiveGuest(t *testing.T, runFlags ...string) *liveGuest {
 	t.Helper()
+	return launchLiveGuest(t, false, runFlags...)
+}
+
+// launchLiveGuest is startLiveGuest, with the console's input a pipe
+// (liveGuest.stdin) if input.
+func launchLiveGuest(t *testing.T, input bool, runFlags ...string) *liveGuest {
+	t.Helper()
 	g := &liveGuest{t: t, sock: filepath.Join(t.TempDir(), "vm.sock"), out: &syncBuffer{},
 		done: make(chan error, 1), seen: make(chan struct{}, 1)}
 	g.cmd = vmmCommand(t, append([]string{"run", "--api", g.sock}, runFlags...)...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	if input {
+		var err error
+		if g.stdin, err = g.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,25 @@ import (
 
 var buildDir string
 
+// goldenDir is the golden store (failover/golden) the tests' clusters
+// share: a node is booted once for the whole package, snapshotted once
+// it serves, and every later cluster whose node boots alike restores it.
+var goldenDir string
+
 func TestMain(m *testing.M) {
 	buildDir = os.Getenv("TRACEVISOR_BUILD")
 	if buildDir == "" {
 		buildDir, _ = filepath.Abs("../build")
 	}
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "tracevisor-golden-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	goldenDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // need returns the path of the vmm binary after checking the guest build.

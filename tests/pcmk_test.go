@@ -129,6 +129,28 @@ func (p *pcmkLab) bothRun(t *testing.T, ctx context.Context, c pcmklab.VMCluster
 	}
 }
 
+// lastStart is the reason text of the last start in s's agent.log: what
+// the agent said while it started the VM (a golden restore says so).
+func lastStart(s pcmk.State) (pcmk.Action, bool) {
+	acts := s.Actions()
+	for i := len(acts) - 1; i >= 0; i-- {
+		if acts[i].Action == "start" {
+			return acts[i], true
+		}
+	}
+	return pcmk.Action{}, false
+}
+
+// checkRestored fails t unless the last start of cluster c's VM on node
+// restored its golden snapshot (the agent's golden parameter is on by
+// default): a recovery that pays a boot is a regression.
+func (p *pcmkLab) checkRestored(t *testing.T, c pcmklab.VMCluster, node string) {
+	t.Helper()
+	if a, ok := lastStart(p.vmState(c, node)); !ok || a.Code != pcmk.Success || !strings.Contains(a.Reason, "restored the golden snapshot") {
+		t.Errorf("%s on %s: its last start %+v did not restore its golden snapshot", c.Name(), node, a)
+	}
+}
+
 // vmState is the state directory of cluster c's VM on node.
 func (p *pcmkLab) vmState(c pcmklab.VMCluster, node string) pcmk.State {
 	return pcmk.StateFor(p.state, node, c.Name())
@@ -220,6 +242,7 @@ func TestPacemaker(t *testing.T) {
 		}
 		for _, c := range p.clusters {
 			p.bothRun(t, ctx, c, 6*time.Minute) // re-protected: the failed VM is back, unpromoted
+			p.checkRestored(t, c, nodes[c.Name()])
 			if now := p.promoted(t, ctx, c, "", time.Minute); now != p.lab.Peer(nodes[c.Name()]) {
 				t.Errorf("%s: promoted on %s after its recovery, want %s (no fail-back without a failure)", c.Name(), now, p.lab.Peer(nodes[c.Name()]))
 			}
@@ -258,6 +281,7 @@ func TestPacemaker(t *testing.T) {
 		}
 		for _, c := range p.clusters {
 			p.bothRun(t, ctx, c, 6*time.Minute)
+			p.checkRestored(t, c, lost) // its golden snapshot outlived the node
 		}
 	})
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -108,14 +108,17 @@ while true; do
 done
 `
 
-// One guest boot, probes attached and detached while it runs, each fault
+// One running guest (restored from the shared shell snapshot, the script
+// typed in), probes attached and detached while it runs, each fault
 // injected, events checked.
 func TestProbesOnARunningGuest(t *testing.T) {
 	t.Parallel()
+	need(t)
 	ev := filepath.Join(t.TempDir(), "ev.jsonl")
+	g := restoreShell(t, "--events", ev)
 	// Soft lockups after 2 s, hung tasks after 3 s (defaults: 20 s, 120 s).
-	g := startLiveGuest(t, "--events", ev, "--cmdline", "watchdog_thresh=1 sysctl.kernel.hung_task_timeout_secs=3",
-		"--", "sh", "-c", liveScript)
+	g.typeIn("echo 1 > /proc/sys/kernel/watchdog_thresh; echo 3 > /proc/sys/kernel/hung_task_timeout_secs")
+	g.typeIn(liveScript)
 
 	// Attach to the running guest: no reboot.
 	sig := g.call(api.Request{Op: api.OpAttach, Spec: "catalogue:signal:comm=httpd"}).IDs

@@ -72,7 +72,8 @@ func (g *liveGuest) waitOutput(t *testing.T, what string, d time.Duration, ok fu
 }
 
 // TestSnapshotRestore snapshots a running guest (a counter loop, httpd, a
-// probe armed on httpd) and resumes it in a second vmm: the count goes on
+// probe armed on httpd; the guest restored from the shared shell
+// snapshot, the loop typed into its shell) and resumes it in a second vmm: the count goes on
 // from the snapshot's with nothing lost or repeated, httpd answers, the
 // probe armed before the snapshot fires in the clone under its id, and the
 // original, resumed, goes on counting by itself beside the clone; the
@@ -80,11 +81,14 @@ func (g *liveGuest) waitOutput(t *testing.T, what string, d time.Duration, ok fu
 // the guest, on its loopback; bench snapshot asks it from the host.)
 func TestSnapshotRestore(t *testing.T) {
 	need(t)
-	orig := startLiveGuest(t, "--", "sh", "-c", snapScript)
+	// The original is itself a restore (of the package's shell snapshot,
+	// its script typed in): a snapshot of a restored guest restores too.
+	orig := restoreShell(t)
 	sig := orig.call(api.Request{Op: api.OpAttach, Spec: "catalogue:signal:comm=httpd"}).IDs
 	if len(sig) != 1 {
 		t.Fatalf("attach ids %v", sig)
 	}
+	orig.typeIn(snapScript)
 	orig.waitOutput(t, "an httpd answer and count 4", 3*time.Minute, func(out string) bool {
 		ns := counts(out)
 		return strings.Contains(out, "served") && len(ns) > 0 && ns[len(ns)-1] >= 4

@@ -47,7 +47,8 @@ one snapshot share its clean pages.
   'vmm snapshot --paused', copy, 'vmm resume'). The kernel, initrd and
   command line are not needed (not allowed with --restore), nor --probe
   (attach more with 'vmm probe attach'); fence rules, --events, --report
-  and --api are this run's.
+  and --api are this run's. The restored console reads stdin when it is a
+  terminal or a pipe: a shell snapshotted at its prompt takes new commands.
   A clone's identity: each NIC keeps the snapshot's MAC (the guest's driver
   read it at boot and cannot be told another; --net without mac= takes the
   snapshot's), and the guest keeps the addresses it set; a tap that vmm
@@ -213,9 +214,10 @@ func run(f runFlags, command []string) (int, error) {
 	if f.verbose {
 		extra = "loglevel=7 " + extra
 	}
-	// A restored guest goes on with what it ran: a shell when this run has
-	// a terminal to give it, else its command, whose output streams.
-	interactive := len(command) == 0 && (!restoring || isTerminal(os.Stdin))
+	// A restored guest goes on with what it ran: its console reads this
+	// run's stdin when that is a terminal or a pipe (someone types or
+	// feeds its shell), else its command's output only streams.
+	interactive := len(command) == 0 && (!restoring || isTerminal(os.Stdin) || isPipe(os.Stdin))
 	out := io.Writer(os.Stdout)
 	if !interactive && !isTerminal(os.Stdout) {
 		out = &crlfFilter{w: os.Stdout}

@@ -17,6 +17,13 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
+// isPipe reports whether f is a pipe or a socket: input that someone
+// feeds on purpose, unlike /dev/null.
+func isPipe(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
+}
+
 // makeRaw puts the terminal in raw mode so keys reach the guest as typed
 // (Ctrl-C included); the returned function restores it.
 func makeRaw(f *os.File) (func(), error) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/failover/golden"
 	"github.com/tracevisor/tracevisor/failover/netaddr"
 	"github.com/tracevisor/tracevisor/failover/vmmnode"
 	"github.com/tracevisor/tracevisor/vmm"
@@ -198,20 +199,57 @@ func (a *Agent) Start(ctx context.Context) ExitCode {
 	if err := s.Mark("started"); err != nil {
 		return a.fail(ErrGeneric, "state directory: %v", err)
 	}
-	pid, err := a.spawn("vmm.log", a.P.VMM, a.vmmArgs()...)
-	if err != nil {
-		s.Unmark("started")
-		return a.fail(ErrGeneric, "start vmm: %v", err)
+	boot := a.vmmArgs("")
+	store, key := a.golden(), ""
+	if a.P.Golden {
+		key = golden.Key(boot)
+		if dir, ok := store.Lookup(key); ok {
+			// A restore that fails (a snapshot the vmm refuses ends it at
+			// once) leaves the rest of the budget to a boot.
+			rctx, cancel := context.WithTimeout(ctx, restoreFor)
+			err := a.launch(rctx, a.vmmArgs(dir), "")
+			cancel()
+			if err == nil {
+				a.logf("start: restored the golden snapshot %s", dir)
+				return a.started(ctx)
+			}
+			a.logf("start: the golden snapshot %s did not restore (%v): discarded, booting", dir, err)
+			a.Stop(context.Background())
+			s.Mark("started")
+			store.Discard(key)
+		}
 	}
-	if err := s.WritePID("vmm.pid", pid); err != nil {
-		syscall.Kill(pid, syscall.SIGKILL)
-		s.Unmark("started")
-		return a.fail(ErrGeneric, "state directory: %v", err)
-	}
-	if err := a.bringUp(ctx); err != nil {
+	if err := a.launch(ctx, boot, key); err != nil {
 		a.Stop(context.Background())
 		return a.fail(ErrGeneric, "start: %v (vmm output: %s)", err, vmmnode.Tail(s.Path("vmm.log"), 600))
 	}
+	return a.started(ctx)
+}
+
+// restoreFor bounds start's restore of a golden snapshot, from the vmm's
+// start until the service accepts (about a second here).
+const restoreFor = time.Minute
+
+// golden is the instance's golden snapshot store, in its state directory.
+func (a *Agent) golden() golden.Store { return golden.Store{Dir: a.state().Path("golden")} }
+
+// launch starts the vmm with args and brings the instance up (bringUp);
+// a boot with a golden key snapshots the guest once its service accepts.
+func (a *Agent) launch(ctx context.Context, args []string, key string) error {
+	s := a.state()
+	pid, err := a.spawn("vmm.log", a.P.VMM, args...)
+	if err != nil {
+		return fmt.Errorf("start vmm: %w", err)
+	}
+	if err := s.WritePID("vmm.pid", pid); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return a.bringUp(ctx, args, key)
+}
+
+// started ends a start that brought the instance up.
+func (a *Agent) started(ctx context.Context) ExitCode {
 	if a.P.Promotable {
 		if err := a.CRM.SetPromotion(ctx, a.P.Resource, ScoreUnpromoted); err != nil {
 			a.logf("set promotion score: %v", err)
@@ -220,8 +258,12 @@ func (a *Agent) Start(ctx context.Context) ExitCode {
 	return Success
 }
 
-// bringUp does start's steps after the vmm runs.
-func (a *Agent) bringUp(ctx context.Context) error {
+// bringUp does start's steps after the vmm runs. With a golden key (a
+// boot of a golden instance) the guest is snapshotted as key's golden
+// snapshot once its service accepts, before the fence rules are armed
+// (they are armed again after each restore); a snapshot that fails is
+// logged, and the next start boots again.
+func (a *Agent) bringUp(ctx context.Context, args []string, key string) error {
 	s := a.state()
 	ns, err := netaddr.Here(a.P.Node)
 	if err != nil {
@@ -247,6 +289,13 @@ func (a *Agent) bringUp(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("service %s at %v:%d did not accept before the start timeout", a.P.Watch, a.P.GuestAddr.Addr(), a.P.Port)
 		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if key != "" {
+		if err := a.golden().Take(ctx, s.Sock(), key, args); err != nil {
+			a.logf("start: no golden snapshot: %v", err)
+		} else {
+			a.logf("start: golden snapshot taken in %s", a.golden().Path(key))
 		}
 	}
 	for _, r := range a.P.FenceRules {
@@ -291,11 +340,17 @@ func startBudget() time.Duration {
 	return d
 }
 
-// vmmArgs is the vmm command line of the instance.
-func (a *Agent) vmmArgs() []string {
+// vmmArgs is the vmm command line of the instance: a boot, or the
+// restore of the golden snapshot in directory from (the boot's --net and
+// --mem, as the vmm wants them; the probes and the guest's command come
+// back with the snapshot).
+func (a *Agent) vmmArgs(from string) []string {
 	s := a.state()
 	args := []string{"run", "--api", s.Sock(), "--net", "tap:" + a.P.Tap, "--mem", a.P.Mem,
 		"--events", s.Path("events.jsonl")}
+	if from != "" {
+		return append(args, "--restore", from)
+	}
 	for _, p := range a.P.Probes {
 		args = append(args, "--probe", p)
 	}

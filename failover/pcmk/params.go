@@ -61,6 +61,8 @@ var params = []param{
 		long: "true: monitor also connects to the guest's service port, as ocf:heartbeat:apache checks apache; a failed connect is a failure. false: monitor asks only the VMM."},
 	{name: "service_timeout", def: "10", typ: "integer", short: "seconds the service check waits",
 		long: "How long monitor's service check waits for the guest to accept a connection, in seconds (1 to 300; keep it below the monitor's op timeout). A refused connection fails at once. A host busy booting other VMs can leave a healthy guest unanswering for seconds: a short wait turns that into a false failover. The fast path and the VMM's fence rules do not wait for it."},
+	{name: "golden", def: "true", typ: "boolean", short: "start from the first boot's snapshot",
+		long: "true: the instance's first boot is snapshotted once its service accepts (a golden snapshot in state_dir, the guest running on), and every later start on this node (a restart after a failure, a move back) restores it instead of booting: a guest as its first boot left it, serving in about a second instead of a boot's tens. The snapshot belongs to the boot's configuration: another guest_cmd, mem, tap, address or probe list boots afresh and takes a new one, and so does a snapshot the vmm refuses (another vmm version or host). false: every start boots."},
 	{name: "guest_cmd", short: "what the guest runs",
 		long: "A shell script the guest runs instead of the default (busybox httpd serving NAME@NODE on port 80, a memory hog for tests, and a loop that keeps the guest up)."},
 }
@@ -81,6 +83,7 @@ type Params struct {
 	FenceRules []string
 	FastPath   bool
 	Check      bool
+	Golden     bool
 	// ServiceWait bounds monitor's connect to the service (service_timeout).
 	ServiceWait time.Duration
 	GuestCmd    string
@@ -188,6 +191,9 @@ func ParseParams(env Env) (Params, error) {
 		return p, err
 	}
 	if p.Check, err = parseBool("check_service", env.reskey("check_service")); err != nil {
+		return p, err
+	}
+	if p.Golden, err = parseBool("golden", env.reskey("golden")); err != nil {
 		return p, err
 	}
 	if n, err := strconv.Atoi(env.reskey("service_timeout")); err != nil || n < 1 || n > 300 {

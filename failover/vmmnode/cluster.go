@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/failover"
+	"github.com/tracevisor/tracevisor/failover/golden"
 	"github.com/tracevisor/tracevisor/failover/netaddr"
 	"github.com/tracevisor/tracevisor/internal/netns"
 	"github.com/tracevisor/tracevisor/vmm"
@@ -68,15 +69,23 @@ type Config struct {
 	// for dead. BootTimeout counts from the slot; the wait for it is
 	// bounded by the caller's context.
 	BootSlots chan struct{}
-	// Golden keeps each node's first boot as a snapshot (NAME.golden in
-	// Dir, taken once its httpd answers; the guest runs on) and recovers
-	// the node by restoring it (`vmm run --restore`): a guest as its first
-	// boot left it, back in about a second instead of a boot's tens. The
+	// Golden keeps each node's first boot as a snapshot (a golden.Store
+	// in GoldenDir, taken once its httpd answers; the guest runs on) and
+	// starts the node by restoring it whenever the store has one for its
+	// boot configuration (`vmm run --restore`): a guest as its first boot
+	// left it, back in about a second instead of a boot's tens. The
 	// snapshot's probes come back with it; the fence rules are armed
 	// again. A restore that fails is followed by a boot, which takes a new
 	// snapshot (Node.RestoreErr says why); a snapshot that fails leaves
 	// the node to boot on recovery (Node.GoldenErr).
 	Golden bool
+	// GoldenDir is the golden store (default Dir/golden: this cluster's
+	// own, so its first Start boots). A directory shared by clusters
+	// whose nodes boot alike (the same names, Mem, Probes and ExtraArgs)
+	// lets every cluster after the first start from restores; clusters
+	// running at once wait for each other's boot (golden.Store.Lock).
+	// Setting it implies Golden.
+	GoldenDir string
 	// KeepCores writes each failed guest as an ELF core (NAME.GEN.core in
 	// Dir, `vmm dump`) before its recovery ends the fenced vmm, for a
 	// post-mortem with gdb and the guest's vmlinux; Node.Cores lists them.
@@ -94,6 +103,7 @@ type Cluster struct {
 	client  *Client
 	nodes   map[string]*Node
 	order   []*Node
+	golden  golden.Store // Config.GoldenDir's
 
 	closeOnce sync.Once
 	closeErr  error
@@ -114,6 +124,13 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("vmmnode: %w", err)
 	}
 	cfg.Dir = dir
+	if cfg.GoldenDir == "" {
+		cfg.GoldenDir = filepath.Join(dir, "golden")
+	} else if cfg.Golden = true; !filepath.IsAbs(cfg.GoldenDir) {
+		if cfg.GoldenDir, err = filepath.Abs(cfg.GoldenDir); err != nil {
+			return nil, fmt.Errorf("vmmnode: %w", err)
+		}
+	}
 	if cfg.NamespacePrefix == "" {
 		cfg.NamespacePrefix = "tvcluster-"
 	}
@@ -135,7 +152,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
-	c := &Cluster{cfg: cfg, nodes: map[string]*Node{}}
+	c := &Cluster{cfg: cfg, nodes: map[string]*Node{}, golden: golden.Store{Dir: cfg.GoldenDir}}
 	links := map[string]string{}
 	for i, name := range cfg.Nodes {
 		if name == "" || len(name) > 32 || !isWord(name) {

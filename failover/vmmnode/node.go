@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tracevisor/tracevisor/api"
+	"github.com/tracevisor/tracevisor/failover/golden"
 	"github.com/tracevisor/tracevisor/failover/netaddr"
 )
 
@@ -90,7 +91,6 @@ type Node struct {
 	proc       *proc
 	events     string // the current vmm's events file
 	log        string // the current vmm's output
-	golden     string // the golden snapshot, once taken (Config.Golden)
 	restored   bool   // the current vmm restored the golden snapshot
 	restores   int    // golden restores that served
 	restoreErr error  // the last golden restore's failure (a boot followed)
@@ -166,15 +166,15 @@ func (n *Node) RestoreErr() error {
 }
 
 // args is the vmm command line for a start whose events go to events: a
-// boot, or the restore of snapshot dir golden. A restore gives the boot's
+// boot, or the restore of snapshot directory from. A restore gives the boot's
 // --net and --mem in the same order (vmm refuses a snapshot whose
 // configuration differs) and no probes or guest command: they come back
 // with the snapshot.
-func (n *Node) args(events, golden string) []string {
+func (n *Node) args(events, from string) []string {
 	cfg := n.c.cfg
 	a := []string{"run", "--api", n.Sock, "--net", "tap:" + n.Addrs.Link, "--mem", cfg.Mem, "--events", events}
-	if golden != "" {
-		return append(append(a, cfg.ExtraArgs...), "--restore", golden)
+	if from != "" {
+		return append(append(a, cfg.ExtraArgs...), "--restore", from)
 	}
 	for _, p := range cfg.Probes {
 		a = append(a, "--probe", p)
@@ -185,24 +185,36 @@ func (n *Node) args(events, golden string) []string {
 
 // boot starts a fresh vmm for the node, sets its link up and waits until
 // its httpd answers on the node's own address. With Config.Golden it
-// restores the node's golden snapshot once there is one, and boots if
-// that fails; the first boot takes the snapshot.
+// restores the golden snapshot of the node's boot configuration when the
+// store has one, and boots if that fails (the snapshot is discarded);
+// a boot takes the snapshot. The store's lock on the configuration is
+// held throughout, so a cluster that shares the store (Config.GoldenDir)
+// waits for the boot of another and then restores its snapshot.
 func (n *Node) boot(ctx context.Context) error {
-	if golden := n.goldenPath(); golden != "" {
-		err := n.start(ctx, golden)
+	if !n.c.cfg.Golden {
+		return n.start(ctx, "", "")
+	}
+	store := n.c.golden
+	key := golden.Key(n.args("", ""))
+	unlock, err := store.Lock(ctx, key)
+	if err != nil {
+		return fmt.Errorf("vmmnode: %s: %w", n.Name, err)
+	}
+	defer unlock()
+	if dir, ok := store.Lookup(key); ok {
+		err := n.start(ctx, dir, key)
 		n.mu.Lock()
 		n.restored, n.restoreErr = err == nil, err
 		if err == nil {
 			n.restores++
-		} else {
-			n.golden = "" // not tried again: the boot below takes a new one
 		}
 		n.mu.Unlock()
 		if err == nil {
 			return nil
 		}
+		store.Discard(key) // refused or broken: the boot below takes a new one
 	}
-	if err := n.start(ctx, ""); err != nil {
+	if err := n.start(ctx, "", key); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -211,11 +223,13 @@ func (n *Node) boot(ctx context.Context) error {
 	return nil
 }
 
-// start starts a vmm for the node, booting (golden empty) or restoring
-// golden, and returns once its httpd answers with the fence rules armed.
-func (n *Node) start(ctx context.Context, golden string) error {
+// start starts a vmm for the node, booting (from empty) or restoring
+// snapshot directory from, and returns once its httpd answers with the
+// fence rules armed. A boot with a key (Config.Golden) takes key's golden
+// snapshot before the rules are armed.
+func (n *Node) start(ctx context.Context, from, key string) error {
 	cfg := n.c.cfg
-	if cfg.BootSlots != nil && golden == "" { // a restore keeps no core busy for long
+	if cfg.BootSlots != nil && from == "" { // a restore keeps no core busy for long
 		select {
 		case cfg.BootSlots <- struct{}{}:
 			defer func() { <-cfg.BootSlots }()
@@ -239,7 +253,7 @@ func (n *Node) start(ctx context.Context, golden string) error {
 		n.mu.Unlock()
 		return fmt.Errorf("vmmnode: %s: %w", n.Name, err)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.c.ns.Name(), cfg.VMM}, n.args(n.events, golden)...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.c.ns.Name(), cfg.VMM}, n.args(n.events, from)...)...)
 	cmd.Env = append(os.Environ(), cfg.Env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// No Pdeathsig: it fires when the forking thread exits, and the
@@ -267,15 +281,12 @@ func (n *Node) start(ctx context.Context, golden string) error {
 	if _, err := n.c.client.AwaitAnswer(ctx, n.Addrs.Guest.Addr().String(), n.Name, 500*time.Millisecond, 10*time.Second); err != nil {
 		return n.bootFailed(p, err)
 	}
-	if cfg.Golden && golden == "" && n.goldenPath() == "" {
+	if key != "" && from == "" {
 		// A snapshot that fails leaves the node serving, without one:
 		// its recoveries boot (GoldenErr says why).
-		dir := filepath.Join(cfg.Dir, n.Name+".golden")
-		_, err := call(ctx, n.Sock, api.Request{Op: api.OpSnapshot, Dir: dir})
+		err := n.c.golden.Take(ctx, n.Sock, key, n.args("", ""))
 		n.mu.Lock()
-		if n.goldenErr = err; err == nil {
-			n.golden = dir
-		}
+		n.goldenErr = err
 		n.mu.Unlock()
 	}
 	for _, r := range cfg.FenceRules {
@@ -382,13 +393,6 @@ func Tail(path string, n int) string {
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, int64(n)))
 	return string(b)
-}
-
-// goldenPath is the golden snapshot's directory, once taken.
-func (n *Node) goldenPath() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.golden
 }
 
 // keepCore writes the current (failed, fenced) guest as an ELF core

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracevisor/tracevisor/failover/golden"
 	"github.com/tracevisor/tracevisor/failover/netaddr"
 	"github.com/tracevisor/tracevisor/internal/testenv"
 )
@@ -72,6 +73,33 @@ func TestNodeArgs(t *testing.T) {
 	want := "run --api /d/vm1.sock --net tap:tv0 --mem 128M --events /d/vm1.2.events.jsonl --fence-on class=oom --restore /d/vm1.golden"
 	if r != want {
 		t.Errorf("restore flags %q, want %q", r, want)
+	}
+}
+
+// A node boots alike in every cluster with the same names and config, so
+// clusters that share a golden store share its snapshot; another node,
+// or the same one with other memory or probes, has a snapshot of its own.
+func TestGoldenKeyAcrossClusters(t *testing.T) {
+	key := func(dir, name string, idx int, mem string, probes []string) string {
+		addrs, _ := netaddr.NodeAddrs(idx)
+		c := &Cluster{cfg: Config{Dir: dir, Mem: mem, Service: netaddr.DefaultService, Probes: probes}}
+		n := &Node{Name: name, Addrs: addrs, Sock: filepath.Join(dir, name+".sock"), c: c}
+		return golden.Key(n.args("", ""))
+	}
+	p := DefaultProbes("httpd")
+	base := key("/tmp/a", "vm1", 0, "48M", p)
+	if k := key("/tmp/b", "vm1", 0, "48M", p); k != base {
+		t.Errorf("vm1 in another cluster's directory: key %s, want %s", k, base)
+	}
+	for what, k := range map[string]string{
+		"another node":    key("/tmp/a", "vm2", 1, "48M", p),
+		"other memory":    key("/tmp/a", "vm1", 0, "256M", p),
+		"other probes":    key("/tmp/a", "vm1", 0, "48M", p[:1]),
+		"another address": key("/tmp/a", "vm1", 1, "48M", p),
+	} {
+		if k == base {
+			t.Errorf("%s: the same golden key", what)
+		}
 	}
 }
 
