@@ -243,7 +243,7 @@ func TestFailoverRecovers(t *testing.T) {
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("both nodes serve after %.1fs", time.Since(start).Seconds())
+	logStarted(t, cl, start)
 	serves(t, ctx, cl, "vm1")
 
 	acts := &recording{Cluster: cl}

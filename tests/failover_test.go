@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,21 @@ func runManager(t *testing.T, ctx context.Context, m *failover.Manager, dets ...
 	})
 }
 
+// logStarted logs how long the cluster's Start took and which nodes it
+// restored from the package's shared golden store (another test's
+// cluster booted them) rather than booted.
+func logStarted(t *testing.T, cl *vmmnode.Cluster, start time.Time) {
+	var how []string
+	for _, n := range cl.Nodes() {
+		if restored, _ := cl.Node(n).Restored(); restored {
+			how = append(how, n+" restored")
+		} else {
+			how = append(how, n+" booted")
+		}
+	}
+	t.Logf("both nodes serve after %.1fs (%s)", time.Since(start).Seconds(), strings.Join(how, ", "))
+}
+
 // errNotYet: what is awaited has not happened yet.
 var errNotYet = errors.New("not yet")
 
@@ -135,7 +151,7 @@ func TestFailover(t *testing.T) {
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("both nodes serve after %.1fs", time.Since(start).Seconds())
+	logStarted(t, cl, start)
 	svc := cl.Service().String()
 	c := cl.Client()
 	if by, err := c.Get(ctx, svc, 5*time.Second); err != nil || by != "vm1" {

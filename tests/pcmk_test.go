@@ -180,10 +180,13 @@ func TestPacemaker(t *testing.T) {
 	t.Run("unwatched kill: no failover", func(t *testing.T) {
 		node := p.promoted(t, ctx, c2, "", time.Minute)
 		s := p.vmState(c2, node)
-		if _, err := api.Call(s.Sock(), api.Request{Op: api.OpInject,
-			Inject: &api.Injection{Kind: "signal", Comm: "sleep", Signal: 9}}); err != nil {
-			t.Fatal(err)
-		}
+		// The guest's script may be between its sleeps (it starts the
+		// keep-alive loop's a moment after httpd serves): retry.
+		retryFor(t, "inject KILL into the guest's sleep", func() error {
+			_, err := api.Call(s.Sock(), api.Request{Op: api.OpInject,
+				Inject: &api.Injection{Kind: "signal", Comm: "sleep", Signal: 9}})
+			return err
+		})
 		time.Sleep(15 * time.Second) // more than a monitor interval
 		if v, ok := s.Verdict(); ok {
 			t.Fatalf("a kill of sleep gave a verdict: %v", v)
