@@ -91,6 +91,7 @@ func runManager(t *testing.T, ctx context.Context, m *failover.Manager, dets ...
 // restored from the package's shared golden store (another test's
 // cluster booted them) rather than booted.
 func logStarted(t *testing.T, cl *vmmnode.Cluster, start time.Time) {
+	t.Helper()
 	var how []string
 	for _, n := range cl.Nodes() {
 		if restored, _ := cl.Node(n).Restored(); restored {

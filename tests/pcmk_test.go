@@ -129,8 +129,8 @@ func (p *pcmkLab) bothRun(t *testing.T, ctx context.Context, c pcmklab.VMCluster
 	}
 }
 
-// lastStart is the reason text of the last start in s's agent.log: what
-// the agent said while it started the VM (a golden restore says so).
+// lastStart is the last start in s's agent.log; its Reason is what the
+// agent said while it started the VM (a golden restore says so).
 func lastStart(s pcmk.State) (pcmk.Action, bool) {
 	acts := s.Actions()
 	for i := len(acts) - 1; i >= 0; i-- {

@@ -117,7 +117,11 @@ func TestProbesOnARunningGuest(t *testing.T) {
 	ev := filepath.Join(t.TempDir(), "ev.jsonl")
 	g := restoreShell(t, "--events", ev)
 	// Soft lockups after 2 s, hung tasks after 3 s (defaults: 20 s, 120 s).
-	g.typeIn("echo 1 > /proc/sys/kernel/watchdog_thresh; echo 3 > /proc/sys/kernel/hung_task_timeout_secs")
+	g.typeIn("echo 1 > /proc/sys/kernel/watchdog_thresh; echo 3 > /proc/sys/kernel/hung_task_timeout_secs; " +
+		"echo thresholds $(cat /proc/sys/kernel/watchdog_thresh) $(cat /proc/sys/kernel/hung_task_timeout_secs)")
+	g.waitOutput(t, "the lockup and hung-task thresholds set", time.Minute, func(out string) bool {
+		return regexp.MustCompile(`(?m)^thresholds 1 3\r?$`).MatchString(out)
+	})
 	g.typeIn(liveScript)
 
 	// Attach to the running guest: no reboot.

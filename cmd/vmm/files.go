@@ -3,40 +3,27 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracevisor/tracevisor/internal/guestfiles"
 )
 
 // Where the project's guest kernel and initramfs are looked for when no
-// --kernel/--initrd is given: $TRACEVISOR_BUILD, the directory of the vmm
-// executable (make puts it in build/), and ./build.
+// --kernel/--initrd is given: internal/guestfiles (its Dirs: the
+// $TRACEVISOR_BUILD directory, the vmm executable's, ./build).
 const (
-	defaultKernel    = "guest-kernel/vmlinux"
-	defaultInitramfs = "initramfs.cpio"
+	defaultKernel    = guestfiles.Kernel
+	defaultInitramfs = guestfiles.Initramfs
 )
-
-func buildDirs() []string {
-	var dirs []string
-	if d := os.Getenv("TRACEVISOR_BUILD"); d != "" {
-		dirs = append(dirs, d)
-	}
-	if exe, err := os.Executable(); err == nil {
-		dirs = append(dirs, filepath.Dir(exe))
-	}
-	return append(dirs, "build")
-}
 
 // findDefault returns the first existing build-dir/rel, or an error listing
 // where it looked.
 func findDefault(rel, what, makeTarget string) (string, error) {
-	var tried []string
-	for _, d := range buildDirs() {
-		p := filepath.Join(d, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		tried = append(tried, p)
+	exe, _ := os.Executable()
+	p, tried := guestfiles.Find(guestfiles.Dirs(os.Getenv("TRACEVISOR_BUILD"), exe), rel)
+	if p != "" {
+		return p, nil
 	}
 	return "", fmt.Errorf("no %s given and the project's was not found (looked at %v): run 'make %s' or pass it explicitly",
 		what, tried, makeTarget)

@@ -48,7 +48,8 @@ one snapshot share its clean pages.
   command line are not needed (not allowed with --restore), nor --probe
   (attach more with 'vmm probe attach'); fence rules, --events, --report
   and --api are this run's. The restored console reads stdin when it is a
-  terminal or a pipe: a shell snapshotted at its prompt takes new commands.
+  terminal, a pipe or a socket: a shell snapshotted at its prompt takes new
+  commands (Ctrl-A x in that input stops the vmm, as on a terminal).
   A clone's identity: each NIC keeps the snapshot's MAC (the guest's driver
   read it at boot and cannot be told another; --net without mac= takes the
   snapshot's), and the guest keeps the addresses it set; a tap that vmm
@@ -215,8 +216,9 @@ func run(f runFlags, command []string) (int, error) {
 		extra = "loglevel=7 " + extra
 	}
 	// A restored guest goes on with what it ran: its console reads this
-	// run's stdin when that is a terminal or a pipe (someone types or
-	// feeds its shell), else its command's output only streams.
+	// run's stdin when that is a terminal, a pipe or a socket (someone
+	// types or feeds its shell; its output then keeps the console's \r\n,
+	// as a booted shell's does), else its command's output only streams.
 	interactive := len(command) == 0 && (!restoring || isTerminal(os.Stdin) || isPipe(os.Stdin))
 	out := io.Writer(os.Stdout)
 	if !interactive && !isTerminal(os.Stdout) {

@@ -5,16 +5,17 @@
 //
 // A Store is a directory with one snapshot directory per boot
 // configuration. The configuration's Key is a hash of the vmm command
-// line without its per-run paths (--api, --events, --report), so a
-// snapshot is only ever restored into a guest that would have booted the
-// same way: the same guest command, memory, links and probes. The
+// line without its per-run paths (--api, --events, --report) and of the
+// guest's kernel and initramfs files, so a snapshot is only ever restored
+// into a guest that would have booted the same way: the same guest
+// command, memory, links, probes and guest build. The
 // command line is kept beside the snapshot (ArgsFile) for a person to
 // read. A snapshot the vmm refuses (another vmm version, another host
 // profile) is Discarded by the caller, which boots and Takes a new one.
 //
 // Starts of one configuration in several processes are serialized by
-// Lock: the first boots and takes the snapshot, the others wait and then
-// restore it.
+// Lock (vmmnode's clusters sharing a store use it): the first boots and
+// takes the snapshot, the others wait and then restore it.
 package golden
 
 import (
@@ -32,6 +33,7 @@ import (
 
 	"github.com/tracevisor/tracevisor/api"
 	"github.com/tracevisor/tracevisor/internal/atomicfile"
+	"github.com/tracevisor/tracevisor/internal/guestfiles"
 	"github.com/tracevisor/tracevisor/snapshot"
 )
 
@@ -43,21 +45,48 @@ const ArgsFile = "boot-args"
 // the guest: they are left out of a Key.
 var runPaths = map[string]bool{"--api": true, "--events": true, "--report": true}
 
-// Key names the boot configuration of a vmm command line (`run ...`): a
-// hash of its arguments, less the values of --api, --events and --report.
-// Flags must be given as separate "--flag", "value" arguments, as the
-// callers here build them.
-func Key(args []string) string {
+// Key names the boot configuration of a vmm command line (`run ...`) and
+// the guest files it boots (GuestFiles): a hash of its arguments, less
+// the values of --api, --events and --report before the guest command's
+// "--", and of each file's path, size and modification time, so that a
+// rebuilt kernel or initramfs is another guest. Flags must be given as
+// separate "--flag", "value" arguments, as the callers here build them.
+func Key(args []string, guest ...string) string {
 	h := sha256.New()
+	flags := true
 	for i := 0; i < len(args); i++ {
-		if runPaths[args[i]] && i+1 < len(args) {
+		if args[i] == "--" {
+			flags = false
+		}
+		if flags && runPaths[args[i]] && i+1 < len(args) {
 			fmt.Fprintf(h, "%s\x00\x00", args[i])
 			i++
 			continue
 		}
 		fmt.Fprintf(h, "%s\x00", args[i])
 	}
+	for _, f := range guest {
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(h, "file\x00%s\x00%d\x00%d\x00", f, st.Size(), st.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(h, "file\x00%s\x00missing\x00", f)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// GuestFiles are the kernel and initramfs a `vmm run` of the binary vmm
+// with environment env boots when given none (internal/guestfiles's
+// rule), for Key. A file not found is left out.
+func GuestFiles(vmm string, env []string) []string {
+	dirs := guestfiles.Dirs(guestfiles.BuildFromEnv(env), vmm)
+	var out []string
+	for _, rel := range []string{guestfiles.Kernel, guestfiles.Initramfs} {
+		if p, _ := guestfiles.Find(dirs, rel); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Store is a directory of golden snapshots, one per Key.

@@ -35,6 +35,34 @@ func TestKeyLeavesOutRunPaths(t *testing.T) {
 	}
 }
 
+func TestKeyNamesTheGuestBuild(t *testing.T) {
+	build := t.TempDir()
+	kernel := filepath.Join(build, "guest-kernel", "vmlinux")
+	initrd := filepath.Join(build, "initramfs.cpio")
+	os.MkdirAll(filepath.Dir(kernel), 0o755)
+	os.WriteFile(kernel, []byte("kernel"), 0o644)
+	os.WriteFile(initrd, []byte("initramfs"), 0o644)
+	files := GuestFiles("/nowhere/vmm", []string{"PATH=/bin", "TRACEVISOR_BUILD=" + build})
+	if len(files) != 2 || files[0] != kernel || files[1] != initrd {
+		t.Fatalf("GuestFiles with TRACEVISOR_BUILD=%s: %q", build, files)
+	}
+	args := []string{"run", "--mem", "48M", "--", "sh", "-c", "httpd"}
+	before := Key(args, files...)
+	if Key(args, files...) != before {
+		t.Fatal("one guest build, two keys")
+	}
+	// A rebuilt initramfs (another size and time) is another guest.
+	os.WriteFile(initrd, []byte("initramfs, rebuilt"), 0o644)
+	if Key(args, files...) == before {
+		t.Error("a rebuilt initramfs kept the key")
+	}
+	// The guest command's own words are never taken for run paths.
+	g := func(p string) []string { return []string{"run", "--", "prog", "--events", p} }
+	if Key(g("/a")) == Key(g("/b")) {
+		t.Error("guest commands that differ after their --events got one key")
+	}
+}
+
 // fakeVMM answers snapshot requests on a unix socket as the vmm would:
 // it writes a state file into the requested directory.
 func fakeVMM(t *testing.T, fail string) string {

@@ -202,10 +202,11 @@ func (a *Agent) Start(ctx context.Context) ExitCode {
 	boot := a.vmmArgs("")
 	store, key := a.golden(), ""
 	if a.P.Golden {
-		key = golden.Key(boot)
+		key = golden.Key(boot, golden.GuestFiles(a.P.VMM, os.Environ())...)
 		if dir, ok := store.Lookup(key); ok {
-			// A restore that fails (a snapshot the vmm refuses ends it at
-			// once) leaves the rest of the budget to a boot.
+			// A restore that fails leaves the rest of the budget to a
+			// boot; a snapshot the vmm refused (it ended at once) is
+			// discarded, and the boot takes a new one.
 			rctx, cancel := context.WithTimeout(ctx, restoreFor)
 			err := a.launch(rctx, a.vmmArgs(dir), "")
 			cancel()
@@ -213,10 +214,17 @@ func (a *Agent) Start(ctx context.Context) ExitCode {
 				a.logf("start: restored the golden snapshot %s", dir)
 				return a.started(ctx)
 			}
-			a.logf("start: the golden snapshot %s did not restore (%v): discarded, booting", dir, err)
-			a.Stop(context.Background())
-			s.Mark("started")
-			store.Discard(key)
+			refused := errors.Is(err, errVMMExited) && ctx.Err() == nil
+			if code := a.Stop(context.Background()); code != Success {
+				return a.fail(code, "start: the golden snapshot %s did not restore (%v), and its vmm did not stop", dir, err)
+			}
+			if refused {
+				store.Discard(key)
+			}
+			a.logf("start: the golden snapshot %s did not restore (%v; discarded: %v): booting", dir, err, refused)
+			if err := s.Mark("started"); err != nil {
+				return a.fail(ErrGeneric, "state directory: %v", err)
+			}
 		}
 	}
 	if err := a.launch(ctx, boot, key); err != nil {
@@ -235,6 +243,8 @@ func (a *Agent) golden() golden.Store { return golden.Store{Dir: a.state().Path(
 
 // launch starts the vmm with args and brings the instance up (bringUp);
 // a boot with a golden key snapshots the guest once its service accepts.
+// A vmm that ends by itself meanwhile ends the bring-up at once, with an
+// error that is errVMMExited.
 func (a *Agent) launch(ctx context.Context, args []string, key string) error {
 	s := a.state()
 	pid, err := a.spawn("vmm.log", a.P.VMM, args...)
@@ -245,8 +255,30 @@ func (a *Agent) launch(ctx context.Context, args []string, key string) error {
 		syscall.Kill(pid, syscall.SIGKILL)
 		return fmt.Errorf("state directory: %w", err)
 	}
-	return a.bringUp(ctx, args, key)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		for ctx.Err() == nil {
+			if a.vmmPID() == 0 {
+				cancel(errVMMExited)
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	err = a.bringUp(ctx, args, key)
+	if err != nil && errors.Is(context.Cause(ctx), errVMMExited) {
+		err = fmt.Errorf("%w: %w", errVMMExited, err)
+	}
+	return err
 }
+
+// errVMMExited marks a start whose vmm ended by itself while the agent
+// brought it up.
+var errVMMExited = errors.New("the vmm exited while starting")
 
 // started ends a start that brought the instance up.
 func (a *Agent) started(ctx context.Context) ExitCode {
@@ -280,7 +312,7 @@ func (a *Agent) bringUp(ctx context.Context, args []string, key string) error {
 	}
 	for {
 		if a.vmmPID() == 0 {
-			return errors.New("the vmm exited while booting")
+			return errVMMExited
 		}
 		if dialService(ctx, a.P.GuestAddr.Addr(), a.P.Port, serviceTimeout) == nil {
 			break

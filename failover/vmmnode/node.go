@@ -195,7 +195,7 @@ func (n *Node) boot(ctx context.Context) error {
 		return n.start(ctx, "", "")
 	}
 	store := n.c.golden
-	key := golden.Key(n.args("", ""))
+	key := golden.Key(n.args("", ""), golden.GuestFiles(n.c.cfg.VMM, n.c.cfg.Env)...)
 	unlock, err := store.Lock(ctx, key)
 	if err != nil {
 		return fmt.Errorf("vmmnode: %s: %w", n.Name, err)
@@ -212,7 +212,9 @@ func (n *Node) boot(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		store.Discard(key) // refused or broken: the boot below takes a new one
+		if errors.Is(err, errExited) && ctx.Err() == nil {
+			store.Discard(key) // the vmm refused it: the boot below takes a new one
+		}
 	}
 	if err := n.start(ctx, "", key); err != nil {
 		return err
@@ -314,9 +316,16 @@ func (n *Node) cancelOnExit(ctx context.Context, p *proc) (context.Context, func
 // bootFailed stops a vmm whose boot failed and says why, with the tail of
 // its output.
 func (n *Node) bootFailed(p *proc, err error) error {
+	if p.exited() {
+		err = fmt.Errorf("%w: %w", errExited, err)
+	}
 	n.kill(p)
 	return fmt.Errorf("vmmnode: boot %s: %w\n--- vmm output (tail) ---\n%s", n.Name, err, Tail(p.log.Name(), 2000))
 }
+
+// errExited marks a start that failed because its vmm ended by itself
+// (a snapshot it refused ends it at once), not one it gave up on.
+var errExited = errors.New("the vmm exited")
 
 // stop ends the node's vmm: the API's stop, then SIGTERM, then SIGKILL,
 // each given part of ctx's time; it returns once the process exited (its
