@@ -42,6 +42,13 @@ func fakeRun(t *testing.T, a *Agent) (*fakeVMM, *exec.Cmd) {
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 	s.WritePID("vmm.pid", cmd.Process.Pid)
 	s.Mark("started")
+	// Until the child has exec'd, its cmdline is the test binary's, not
+	// the socket's: wait for the exec (a loaded host can take a while).
+	for deadline := time.Now().Add(10 * time.Second); s.PID("vmm.pid", s.Sock()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stand-in vmm's cmdline never showed its socket")
+		}
+	}
 	return f, cmd
 }
 
