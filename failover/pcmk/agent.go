@@ -270,8 +270,8 @@ func (a *Agent) launch(ctx context.Context, args []string, key string) error {
 		}
 	}()
 	err = a.bringUp(ctx, args, key)
-	if err != nil && errors.Is(context.Cause(ctx), errVMMExited) {
-		err = fmt.Errorf("%w: %w", errVMMExited, err)
+	if err != nil && !errors.Is(err, errVMMExited) && errors.Is(context.Cause(ctx), errVMMExited) {
+		err = fmt.Errorf("%w: %w", errVMMExited, err) // a step that failed on the cancel without saying why
 	}
 	return err
 }
@@ -311,15 +311,12 @@ func (a *Agent) bringUp(ctx context.Context, args []string, key string) error {
 		}
 	}
 	for {
-		if a.vmmPID() == 0 {
-			return errVMMExited
-		}
 		if dialService(ctx, a.P.GuestAddr.Addr(), a.P.Port, serviceTimeout) == nil {
 			break
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("service %s at %v:%d did not accept before the start timeout", a.P.Watch, a.P.GuestAddr.Addr(), a.P.Port)
+		case <-ctx.Done(): // the start's timeout, or launch's watch saw the vmm exit
+			return fmt.Errorf("service %s at %v:%d did not accept: %w", a.P.Watch, a.P.GuestAddr.Addr(), a.P.Port, context.Cause(ctx))
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -80,9 +80,10 @@ type Config struct {
 	// the node to boot on recovery (Node.GoldenErr).
 	Golden bool
 	// GoldenDir is the golden store (default Dir/golden: this cluster's
-	// own, so its first Start boots unless Dir held an earlier cluster's). A directory shared by clusters
-	// whose nodes boot alike (the same names, Mem, Probes and ExtraArgs)
-	// lets every cluster after the first start from restores; clusters
+	// own, so its first Start boots unless Dir held an earlier
+	// cluster's). A directory shared by clusters whose nodes boot alike
+	// (the same names, Mem, Probes, ExtraArgs and guest build) lets
+	// every cluster after the first start from restores; clusters
 	// running at once wait for each other's boot (golden.Store.Lock).
 	// Setting it implies Golden.
 	GoldenDir string

@@ -186,8 +186,8 @@ func (n *Node) args(events, from string) []string {
 // boot starts a fresh vmm for the node, sets its link up and waits until
 // its httpd answers on the node's own address. With Config.Golden it
 // restores the golden snapshot of the node's boot configuration when the
-// store has one, and boots if that fails (the snapshot is discarded);
-// a boot takes the snapshot. The store's lock on the configuration is
+// store has one, and boots if that fails (the snapshot is discarded if
+// the vmm refused it: it ended by itself); a boot takes the snapshot. The store's lock on the configuration is
 // held throughout, so a cluster that shares the store (Config.GoldenDir)
 // waits for the boot of another and then restores its snapshot.
 func (n *Node) boot(ctx context.Context) error {
